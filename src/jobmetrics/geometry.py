@@ -1,0 +1,110 @@
+"""HdrHistogram geometry: how values map to the counts array.
+
+The same arithmetic as the Java and C reference implementations, so the counts index of every value
+(and therefore every encoded histogram) is interchangeable with theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MAX_SIGNIFICANT_FIGURES", "Geometry"]
+
+MAX_SIGNIFICANT_FIGURES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """Bucket layout of an HdrHistogram.
+
+    Parameters
+    ----------
+    lowest:
+        Lowest discernible value (>= 1). Values below it share the first sub-buckets.
+    highest:
+        Highest trackable value (>= 2 * lowest).
+    significant_figures:
+        Decimal digits of precision kept for every value, 0 to 5.
+
+    Examples
+    --------
+    >>> g = Geometry(1, 3_600_000_000, 3)
+    >>> g.sub_bucket_count, g.bucket_count, g.counts_len
+    (2048, 22, 23552)
+    """
+
+    lowest: int
+    highest: int
+    significant_figures: int
+
+    def __post_init__(self) -> None:
+        for name in ("lowest", "highest", "significant_figures"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if self.lowest < 1:
+            raise ValueError(f"lowest must be >= 1, got {self.lowest}")
+        if not 0 <= self.significant_figures <= MAX_SIGNIFICANT_FIGURES:
+            raise ValueError(
+                f"significant_figures must be between 0 and {MAX_SIGNIFICANT_FIGURES}, "
+                f"got {self.significant_figures}"
+            )
+        if self.highest < 2 * self.lowest:
+            raise ValueError(
+                f"highest must be >= 2 * lowest ({2 * self.lowest}), got {self.highest}"
+            )
+        if self.highest >= 2**63:
+            raise ValueError(f"highest must fit in int64, got {self.highest}")
+        if self.unit_magnitude + self.half_magnitude + 1 > 62:
+            raise ValueError(
+                f"lowest={self.lowest} with significant_figures={self.significant_figures} "
+                "leaves no room for buckets in 64-bit values"
+            )
+
+    @property
+    def unit_magnitude(self) -> int:
+        """floor(log2(lowest))."""
+        return self.lowest.bit_length() - 1
+
+    @property
+    def sub_bucket_count_magnitude(self) -> int:
+        """ceil(log2(2 * 10**significant_figures))."""
+        return (2 * 10**self.significant_figures - 1).bit_length()
+
+    @property
+    def half_magnitude(self) -> int:
+        """log2 of half the sub-bucket count (at least 0)."""
+        return max(self.sub_bucket_count_magnitude, 1) - 1
+
+    @property
+    def sub_bucket_count(self) -> int:
+        return 1 << (self.half_magnitude + 1)
+
+    @property
+    def bucket_count(self) -> int:
+        """Buckets needed so that ``highest`` is trackable (the reference's ``<=`` loop)."""
+        smallest_untrackable = self.sub_bucket_count << self.unit_magnitude
+        buckets = 1
+        while smallest_untrackable <= self.highest:
+            if smallest_untrackable > (2**63 - 1) // 2:
+                return buckets + 1
+            smallest_untrackable <<= 1
+            buckets += 1
+        return buckets
+
+    @property
+    def counts_len(self) -> int:
+        """Length of the dense counts array."""
+        return (self.bucket_count + 1) * (self.sub_bucket_count // 2)
+
+    @property
+    def max_relative_error(self) -> float:
+        """Bound on |reported - true| / true for values >= lowest: 2**-(log2(sub_bucket_count) - 1)."""
+        return 2.0 ** -(self.half_magnitude)
+
+    def compatible_with(self, other: Geometry) -> bool:
+        """True when both map every value to the same counts index (lengths may differ)."""
+        return (
+            self.unit_magnitude == other.unit_magnitude
+            and self.half_magnitude == other.half_magnitude
+        )
