@@ -21,3 +21,4 @@ _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"
 def kernel(func: Any) -> Any:
     """Compile ``func`` with the project's numba options."""
     return numba.njit(**_OPTIONS)(func)
+

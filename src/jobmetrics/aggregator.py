@@ -1,0 +1,390 @@
+"""The :class:`Aggregator`: events in (one at a time or in batches), windowed job metrics out.
+
+Data path: :func:`~jobmetrics.events.normalize` turns input into integer columns; lateness is judged
+in arrival order; events wait in a small time-sorted buffer until the watermark passes them; the
+:class:`~jobmetrics.engine.Engine` applies them in one kernel pass per batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._kernels import lifecycle as K
+from .engine import Engine, EngineConfig
+from .events import EndpointRegistry, EventBatch, Rejections, normalize
+from .geometry import Geometry
+from .histogram import HdrHistogram
+from .states import JobState, Kind
+from .timeparse import parse_duration, to_epoch_us
+from .windows import RowBlock
+
+__all__ = ["METRICS", "Aggregator"]
+
+#: Histogram metrics, in the engine's order.
+METRICS: tuple[str, ...] = ("execution_time", "delay_time", "cold_start_time")
+
+#: Counter names, in the engine's order.
+COUNTERS: tuple[str, ...] = (
+    "requests", "completed", "failed", "cancelled", "timed_out", "retried", "duplicates",
+    "invalid_transitions", "orphans", "expired", "late_events", "cold_start_count",
+    "webhook_requests", "webhook_succeeded", "webhook_failed", "clamped_durations",
+)  # fmt: skip
+
+_NO_TIME = np.iinfo(np.int64).min
+_MIN_WINDOW = 1_000_000
+_MAX_WINDOW = 86_400_000_000
+_STATE_NAMES = {0: "NEW", **{int(s): s.name for s in JobState}}
+
+
+class Aggregator:
+    """Job, worker and webhook events in; per-endpoint, per-window metrics out.
+
+    Parameters
+    ----------
+    window:
+        Width of the tumbling event-time windows, epoch aligned (``"1s"`` … ``"1d"``, default ``"60s"``).
+    quantiles:
+        Quantiles reported by :meth:`metrics` and snapshots (default P70, P90, P98).
+    allowed_lateness:
+        How far out of order events may arrive (default ``"5s"``); ``None`` holds every event
+        until :meth:`flush`, which is exact for any input order.
+    job_ttl:
+        A job with no transition for this long is evicted and counted as expired (default ``"24h"``).
+    retention:
+        How long finished jobs are remembered to recognise duplicates and retries (default ``"1h"``).
+    sweep_interval:
+        Event-time period of the expiry/retention sweeps (default ``"5m"``).
+    orphans:
+        ``"adopt"`` (default) or ``"drop"``: what a job's first event that is not ``IN_QUEUE``
+        does (see docs/lifecycle.md).
+    significant_figures, highest:
+        Precision (default 2) and range (default ``"7d"``) of the duration histograms, in µs.
+    staging_size:
+        Events :meth:`record` buffers before they go through the kernel.
+
+    Examples
+    --------
+    >>> agg = Aggregator(window="60s", allowed_lateness="0s")
+    >>> agg.record(ts=1_000, endpoint="sd-xl", job_id="a", state="IN_QUEUE")
+    >>> agg.record(ts=1_500, endpoint="sd-xl", job_id="a", state="IN_PROGRESS")
+    >>> agg.record(ts=4_000, endpoint="sd-xl", job_id="a", state="COMPLETED")
+    >>> agg.flush()
+    >>> t = agg.totals("sd-xl")
+    >>> t["requests"], t["completed"], agg.histogram("sd-xl", "execution_time").max
+    (1, 1, 2519039)
+    """
+
+    def __init__(
+        self,
+        *,
+        window: str | int = "60s",
+        quantiles: Sequence[float] = (0.7, 0.9, 0.98),
+        allowed_lateness: str | int | None = "5s",
+        job_ttl: str | int = "24h",
+        retention: str | int = "1h",
+        sweep_interval: str | int = "5m",
+        orphans: Literal["adopt", "drop"] = "adopt",
+        significant_figures: int = 2,
+        highest: str | int = "7d",
+        staging_size: int = 4096,
+    ) -> None:
+        width = parse_duration(window, name="window")
+        if not _MIN_WINDOW <= width <= _MAX_WINDOW:
+            raise ValueError(f"window must be between 1s and 1d, got {window!r}")
+        qs = tuple(float(q) for q in quantiles)
+        for q in qs:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"quantiles must be within [0, 1], got {q!r}")
+        if orphans not in ("adopt", "drop"):
+            raise ValueError(f"orphans must be 'adopt' or 'drop', got {orphans!r}")
+        if staging_size < 1:
+            raise ValueError(f"staging_size must be >= 1, got {staging_size!r}")
+        self._lateness: int | None = (
+            None if allowed_lateness is None else parse_duration(allowed_lateness, name="allowed_lateness")
+        )
+        sweep = parse_duration(sweep_interval, name="sweep_interval")
+        if sweep <= 0:
+            raise ValueError(f"sweep_interval must be positive, got {sweep_interval!r}")
+        self.geometry = Geometry(1, parse_duration(highest, name="highest"), significant_figures)
+        self.quantiles = qs
+        self._options = {
+            "window": window, "quantiles": qs, "allowed_lateness": allowed_lateness,
+            "job_ttl": job_ttl, "retention": retention, "sweep_interval": sweep_interval,
+            "orphans": orphans, "significant_figures": significant_figures, "highest": highest,
+        }  # fmt: skip
+        self._engine = Engine(
+            EngineConfig(
+                width=width,
+                sweep_interval=sweep,
+                job_ttl=parse_duration(job_ttl, name="job_ttl"),
+                retention=parse_duration(retention, name="retention"),
+                adopt_orphans=orphans == "adopt",
+                unit_magnitude=self.geometry.unit_magnitude,
+                half_magnitude=self.geometry.half_magnitude,
+                highest=self.geometry.highest,
+                counts_len=self.geometry.counts_len,
+            )
+        )
+        self.width = width
+        self.registry = EndpointRegistry()
+        self.rejections = Rejections()
+        self._batches = 0
+        self._pending = EventBatch.empty()
+        self._max_ts = _NO_TIME
+        self._watermark = _NO_TIME
+        self._staging_size = staging_size
+        self._stage: list[tuple[Any, ...]] = []
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+        return f"Aggregator({args})"
+
+    # ------------------------------------------------------------------ input
+    def record(
+        self,
+        *,
+        endpoint: str,
+        state: str | None = None,
+        job_id: str | int | None = None,
+        ts: Any = None,
+        kind: str | None = None,
+        worker_id: str | int | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        """Record one event (keyword arguments named as the event columns; ``ts`` defaults to now).
+
+        Events are staged and go through the same kernel as :meth:`ingest` in batches of
+        ``staging_size``; any query flushes the stage first.
+        """
+        if ts is None:
+            ts = time.time_ns() / 1e6
+        stage = self._stage
+        stage.append((ts, endpoint, job_id, state, kind, worker_id, status_code))
+        if len(stage) >= self._staging_size:
+            self._drain_stage()
+
+    def _drain_stage(self) -> None:
+        with self._lock:
+            stage, self._stage = self._stage, []
+            if not stage:
+                return
+            cols = list(zip(*stage, strict=True))
+            names = ("ts", "endpoint", "job_id", "state", "kind", "worker_id", "status_code")
+            data: dict[str, Any] = {}
+            for name, values in zip(names, cols, strict=True):
+                if name != "ts" and name != "endpoint" and all(v is None for v in values):
+                    continue
+                data[name] = list(values)
+            ts = data["ts"]
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ts):
+                data["ts"] = [to_epoch_us(v) / 1000.0 for v in ts]
+            if "kind" in data:
+                data["kind"] = [k if k is not None else "job" for k in data["kind"]]
+            self._ingest_unlocked(data)
+
+    def ingest(self, data: Any) -> None:
+        """Ingest a batch: a ``pyarrow.Table``/``RecordBatch``, a ``pandas.DataFrame`` or a mapping
+        of columns. Rows with bad values are rejected (see :attr:`rejections`); the rest are applied.
+        """
+        with self._lock:
+            self._drain_stage()
+            self._ingest_unlocked(data)
+
+    def _ingest_unlocked(self, data: Any) -> None:
+        batch, _ = normalize(data, self.registry, rejections=self.rejections, batch_number=self._batches)
+        self._batches += 1
+        self._engine.ensure_endpoints(len(self.registry))
+        if len(batch) == 0:
+            return
+        ts = batch.ts
+        running = np.maximum.accumulate(ts)
+        before = np.empty_like(ts)
+        before[0] = self._max_ts
+        np.maximum(running[:-1], self._max_ts, out=before[1:])
+        self._max_ts = max(self._max_ts, int(running[-1]))
+        markers = EventBatch.empty()
+        if self._lateness is not None:
+            arrival_wm = np.where(before == _NO_TIME, _NO_TIME, before - self._lateness)
+            np.maximum(arrival_wm, self._watermark, out=arrival_wm)
+            late = ts < arrival_wm
+            if late.any():
+                n_late = int(late.sum())
+                markers = EventBatch(
+                    ts=arrival_wm[late],
+                    kind=np.full(n_late, K.KIND_LATE, dtype=np.int8),
+                    endpoint=batch.endpoint[late],
+                    job=np.zeros(n_late, dtype=np.int64),
+                    state=np.zeros(n_late, dtype=np.int8),
+                    worker=np.zeros(n_late, dtype=np.int64),
+                    status=np.full(n_late, -1, dtype=np.int32),
+                )
+                batch = batch.take(~late)
+            watermark = max(self._watermark, self._max_ts - self._lateness)
+        else:
+            watermark = self._watermark
+        self._pending = _sorted(EventBatch.concat([self._pending, batch, markers]))
+        self._advance_to(watermark)
+
+    def _advance_to(self, watermark: int) -> None:
+        """Apply held events older than ``watermark`` and close the windows it passes."""
+        if watermark == _NO_TIME:
+            return
+        pending = self._pending
+        split = int(np.searchsorted(pending.ts, watermark, side="left"))
+        if split:
+            ready = pending if split == len(pending) else pending.take(np.arange(split))
+            self._engine.apply(ready)
+            self._pending = pending.take(np.arange(split, len(pending)))
+        self._watermark = max(self._watermark, watermark)
+        self._engine.advance(self._watermark)
+
+    def flush(self) -> None:
+        """Apply every held event (end of input); the watermark moves to the latest event time."""
+        with self._lock:
+            self._drain_stage()
+            if self._max_ts == _NO_TIME:
+                return
+            pending = self._pending
+            if len(pending):
+                self._engine.apply(pending)
+                self._pending = EventBatch.empty()
+            self._watermark = max(self._watermark, self._max_ts)
+            self._engine.advance(self._watermark)
+
+    def advance(self, now: Any = None) -> None:
+        """Move the watermark by processing time to ``now − allowed_lateness`` (``now`` defaults to
+        the wall clock), so windows close while traffic is quiet."""
+        with self._lock:
+            self._drain_stage()
+            now_us = time.time_ns() // 1000 if now is None else to_epoch_us(now, name="now")
+            target = now_us - (self._lateness or 0)
+            if target > self._watermark:
+                self._advance_to(target)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def watermark(self) -> int | None:
+        """Current watermark in µs since the epoch (None before any event)."""
+        return None if self._watermark == _NO_TIME else self._watermark
+
+    def endpoints(self) -> list[str]:
+        """Endpoint names seen so far, in order of first appearance."""
+        return self.registry.names()
+
+    def jobs_in_memory(self) -> int:
+        """Jobs held in the job table (in flight, or finished within the retention)."""
+        self._drain_stage()
+        return self._engine.jobs_in_memory
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held, by part (job table, open rows, histogram pool, closed rows, held events)."""
+        self._drain_stage()
+        out = self._engine.memory_bytes()
+        p = self._pending
+        out["held_events"] = sum(getattr(p, c).nbytes for c in ("ts", "kind", "endpoint", "job", "state", "worker", "status"))
+        return out
+
+    def invalid_transition_counts(self) -> dict[tuple[str, str], int]:
+        """Invalid job transitions seen, by (from state, to state)."""
+        self._drain_stage()
+        pairs = self._engine.invalid_pairs
+        return {
+            (_STATE_NAMES[int(a)], _STATE_NAMES[int(b)]): int(pairs[a, b])
+            for a, b in zip(*np.nonzero(pairs), strict=True)
+        }
+
+    # ------------------------------------------------------------------ queries
+    def _rows(self) -> RowBlock:
+        with self._lock:
+            self._drain_stage()
+            closed = self._engine.closed.all()
+            return RowBlock.concat([closed, self._engine.open_rows()], len(METRICS))
+
+    def _endpoint_code(self, endpoint: str) -> int:
+        code = self.registry.get(endpoint)
+        if code is None:
+            raise KeyError(f"unknown endpoint {endpoint!r}; known: {self.registry.names()}")
+        return code
+
+    def totals(self, endpoint: str) -> dict[str, int]:
+        """Every counter of ``endpoint`` summed over all windows held, with the current
+        ``in_queue``/``in_progress``."""
+        rows = self._rows()
+        code = self._endpoint_code(endpoint)
+        sums = rows.counters[rows.endpoint == code].sum(axis=0) if len(rows) else np.zeros(len(COUNTERS))
+        out = {name: int(sums[i]) if len(sums) else 0 for i, name in enumerate(COUNTERS)}
+        out["in_queue"] = int(self._engine.levels[code, 0])
+        out["in_progress"] = int(self._engine.levels[code, 1])
+        return out
+
+    def histogram(self, endpoint: str, metric: str, *, last: str | int | None = None) -> HdrHistogram:
+        """The ``metric`` histogram of ``endpoint`` (values in µs), over all windows held or the
+        ``last`` duration of windows up to the current one."""
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        rows = self._rows()
+        code = self._endpoint_code(endpoint)
+        mask = self._window_mask(rows, last) & (rows.endpoint == code)
+        counts = rows.dense_histogram(METRICS.index(metric), self.geometry.counts_len, mask)
+        g = self.geometry
+        return HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
+
+    def _window_mask(self, rows: RowBlock, last: str | int | None) -> npt.NDArray[np.bool_]:
+        if last is None:
+            return np.ones(len(rows), dtype=bool)
+        span = parse_duration(last, name="last")
+        n = max(1, -(-span // self.width))
+        clock = self._engine.clock_window
+        if clock is None:
+            return np.zeros(len(rows), dtype=bool)
+        return (rows.window > clock - n) & (rows.window <= clock)
+
+    def metrics(self, endpoint: str, *, last: str | int | None = None) -> dict[str, Any]:
+        """The metrics of ``endpoint`` as a plain dict: counters, and for each duration metric its
+        count and percentiles in milliseconds (None when nothing was recorded)."""
+        rows = self._rows()
+        code = self._endpoint_code(endpoint)
+        mask = self._window_mask(rows, last) & (rows.endpoint == code)
+        sums = rows.counters[mask].sum(axis=0) if mask.any() else np.zeros(len(COUNTERS), dtype=np.int64)
+        out: dict[str, Any] = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
+        out["in_queue"] = int(self._engine.levels[code, 0])
+        out["in_progress"] = int(self._engine.levels[code, 1])
+        g = self.geometry
+        for m, name in enumerate(METRICS):
+            counts = rows.dense_histogram(m, g.counts_len, mask)
+            h = HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
+            out[f"{name}_count"] = h.total_count
+            values = h.values_at_quantiles(self.quantiles) if h.total_count else None
+            for i, q in enumerate(self.quantiles):
+                out[f"{name}_{quantile_label(q)}_ms"] = None if values is None else float(values[i]) / 1000.0
+        return out
+
+
+def quantile_label(q: float) -> str:
+    """Column label of a quantile: 0.7 → ``p70``, 0.999 → ``p99_9``."""
+    text = f"{q * 100:.10f}".rstrip("0").rstrip(".")
+    return "p" + text.replace(".", "_")
+
+
+def _sort_rank(batch: EventBatch) -> npt.NDArray[np.int64]:
+    rank = batch.state.astype(np.int64)
+    rank[batch.kind == Kind.WEBHOOK] = 0
+    rank[batch.kind == K.KIND_LATE] = 7
+    return rank
+
+
+def _sorted(batch: EventBatch) -> EventBatch:
+    """``batch`` ordered by (time, state): ties of one job resolve in lifecycle order."""
+    if len(batch) < 2:
+        return batch
+    key = batch.ts * 8 + _sort_rank(batch)
+    if bool(np.all(key[1:] >= key[:-1])):
+        return batch
+    return batch.take(np.argsort(key, kind="stable"))
