@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import lifecycle as K
+from ._kernels import layout as L
 from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
 from .geometry import Geometry
@@ -27,14 +27,10 @@ from .windows import RowBlock
 __all__ = ["METRICS", "Aggregator"]
 
 #: Histogram metrics, in the engine's order.
-METRICS: tuple[str, ...] = ("execution_time", "delay_time", "cold_start_time")
+METRICS: tuple[str, ...] = L.METRIC_NAMES
 
 #: Counter names, in the engine's order.
-COUNTERS: tuple[str, ...] = (
-    "requests", "completed", "failed", "cancelled", "timed_out", "retried", "duplicates",
-    "invalid_transitions", "orphans", "expired", "late_events", "cold_start_count",
-    "webhook_requests", "webhook_succeeded", "webhook_failed", "clamped_durations",
-)  # fmt: skip
+COUNTERS: tuple[str, ...] = L.COUNTER_NAMES
 
 _NO_TIME = np.iinfo(np.int64).min
 _MIN_WINDOW = 1_000_000
@@ -60,6 +56,9 @@ class Aggregator:
         How long finished jobs are remembered to recognise duplicates and retries (default ``"1h"``).
     sweep_interval:
         Event-time period of the expiry/retention sweeps (default ``"5m"``).
+    worker_ttl:
+        A worker with no event for this long leaves the pool, counted in ``workers_lost``
+        (default ``"24h"``; lower it when workers send heartbeats).
     orphans:
         ``"adopt"`` (default) or ``"drop"``: what a job's first event that is not ``IN_QUEUE``
         does (see docs/lifecycle.md).
@@ -89,10 +88,12 @@ class Aggregator:
         job_ttl: str | int = "24h",
         retention: str | int = "1h",
         sweep_interval: str | int = "5m",
+        worker_ttl: str | int = "24h",
         orphans: Literal["adopt", "drop"] = "adopt",
         significant_figures: int = 2,
         highest: str | int = "7d",
         staging_size: int = 4096,
+        job_capacity: int = 1024,
     ) -> None:
         width = parse_duration(window, name="window")
         if not _MIN_WINDOW <= width <= _MAX_WINDOW:
@@ -116,7 +117,7 @@ class Aggregator:
         self._options = {
             "window": window, "quantiles": qs, "allowed_lateness": allowed_lateness,
             "job_ttl": job_ttl, "retention": retention, "sweep_interval": sweep_interval,
-            "orphans": orphans, "significant_figures": significant_figures, "highest": highest,
+            "worker_ttl": worker_ttl, "orphans": orphans, "significant_figures": significant_figures, "highest": highest,
         }  # fmt: skip
         self._engine = Engine(
             EngineConfig(
@@ -124,12 +125,14 @@ class Aggregator:
                 sweep_interval=sweep,
                 job_ttl=parse_duration(job_ttl, name="job_ttl"),
                 retention=parse_duration(retention, name="retention"),
+                worker_ttl=parse_duration(worker_ttl, name="worker_ttl"),
                 adopt_orphans=orphans == "adopt",
                 unit_magnitude=self.geometry.unit_magnitude,
                 half_magnitude=self.geometry.half_magnitude,
                 highest=self.geometry.highest,
                 counts_len=self.geometry.counts_len,
-            )
+            ),
+            job_capacity=job_capacity,
         )
         self.width = width
         self.registry = EndpointRegistry()
@@ -218,7 +221,7 @@ class Aggregator:
                 n_late = int(late.sum())
                 markers = EventBatch(
                     ts=arrival_wm[late],
-                    kind=np.full(n_late, K.KIND_LATE, dtype=np.int8),
+                    kind=np.full(n_late, L.KIND_LATE, dtype=np.int8),
                     endpoint=batch.endpoint[late],
                     job=np.zeros(n_late, dtype=np.int64),
                     state=np.zeros(n_late, dtype=np.int8),
@@ -305,7 +308,8 @@ class Aggregator:
         with self._lock:
             self._drain_stage()
             closed = self._engine.closed.all()
-            return RowBlock.concat([closed, self._engine.open_rows()], len(METRICS))
+            wm = self._watermark if self._watermark != _NO_TIME else 0
+            return RowBlock.concat([closed, self._engine.open_rows(wm)], len(METRICS))
 
     def _endpoint_code(self, endpoint: str) -> int:
         code = self.registry.get(endpoint)
@@ -318,10 +322,12 @@ class Aggregator:
         ``in_queue``/``in_progress``."""
         rows = self._rows()
         code = self._endpoint_code(endpoint)
-        sums = rows.counters[rows.endpoint == code].sum(axis=0) if len(rows) else np.zeros(len(COUNTERS))
-        out = {name: int(sums[i]) if len(sums) else 0 for i, name in enumerate(COUNTERS)}
-        out["in_queue"] = int(self._engine.levels[code, 0])
-        out["in_progress"] = int(self._engine.levels[code, 1])
+        sums = np.zeros(len(COUNTERS), dtype=np.int64)
+        if len(rows):
+            sums += rows.values[rows.endpoint == code, : len(COUNTERS)].sum(axis=0)
+        out = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
+        out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
+        out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         return out
 
     def histogram(self, endpoint: str, metric: str, *, last: str | int | None = None) -> HdrHistogram:
@@ -352,10 +358,12 @@ class Aggregator:
         rows = self._rows()
         code = self._endpoint_code(endpoint)
         mask = self._window_mask(rows, last) & (rows.endpoint == code)
-        sums = rows.counters[mask].sum(axis=0) if mask.any() else np.zeros(len(COUNTERS), dtype=np.int64)
+        sums = np.zeros(len(COUNTERS), dtype=np.int64)
+        if mask.any():
+            sums += rows.values[mask, : len(COUNTERS)].sum(axis=0)
         out: dict[str, Any] = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
-        out["in_queue"] = int(self._engine.levels[code, 0])
-        out["in_progress"] = int(self._engine.levels[code, 1])
+        out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
+        out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         g = self.geometry
         for m, name in enumerate(METRICS):
             counts = rows.dense_histogram(m, g.counts_len, mask)
@@ -376,7 +384,7 @@ def quantile_label(q: float) -> str:
 def _sort_rank(batch: EventBatch) -> npt.NDArray[np.int64]:
     rank = batch.state.astype(np.int64)
     rank[batch.kind == Kind.WEBHOOK] = 0
-    rank[batch.kind == K.KIND_LATE] = 7
+    rank[batch.kind == L.KIND_LATE] = 7
     return rank
 
 

@@ -144,7 +144,7 @@ class HdrHistogram:
         if counts.shape[0] > h._counts.shape[0]:
             h._counts = np.zeros(counts.shape[0], dtype=np.int64)
         h._counts[: counts.shape[0]] = counts
-        h._total = int(counts.sum(dtype=np.int64))
+        h._total = decoded.total_count  # raises ValueError when the counts overflow int64
         return h
 
     # ------------------------------------------------------------------ properties

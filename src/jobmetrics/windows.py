@@ -1,8 +1,9 @@
 """Window rows in sparse form: the closed-window store and the merges queries need.
 
-A :class:`RowBlock` holds rows of (endpoint, window): their counters, their two gauges
-(``in_queue``/``in_progress`` at the window's end) and each metric's histogram as COO entries
-(row, bucket index, count). Closing a window turns its dense row into such a block; snapshots,
+A :class:`RowBlock` holds rows of (endpoint, window): their integer values (counters, then jobs in
+queue/in progress at the window's end, worker-µs per state, most workers per state; the layout of
+:mod:`jobmetrics._kernels.layout` from ``R_CNT``) and each metric's histogram as COO entries (row,
+bucket index, count). Closing a window turns its dense row into such a block; snapshots,
 sliding queries and totals all merge blocks by addition.
 """
 
@@ -25,8 +26,7 @@ class RowBlock:
 
     endpoint: I32
     window: I64
-    counters: I64
-    gauges: I64
+    values: I64
     hist_row: tuple[I32, ...]
     hist_index: tuple[I32, ...]
     hist_count: tuple[I64, ...]
@@ -36,7 +36,7 @@ class RowBlock:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.endpoint, self.window, self.counters, self.gauges]
+        arrays = [self.endpoint, self.window, self.values]
         arrays += [*self.hist_row, *self.hist_index, *self.hist_count]
         return sum(a.nbytes for a in arrays)
 
@@ -52,7 +52,7 @@ class RowBlock:
             idx.append(i[sel])
             cnt.append(c[sel])
         return RowBlock(
-            self.endpoint[keep], self.window[keep], self.counters[keep], self.gauges[keep],
+            self.endpoint[keep], self.window[keep], self.values[keep],
             tuple(rows), tuple(idx), tuple(cnt),
         )  # fmt: skip
 
@@ -67,7 +67,7 @@ class RowBlock:
             empty32 = np.zeros(0, dtype=np.int32)
             empty64 = np.zeros(0, dtype=np.int64)
             return RowBlock(
-                empty32, empty64, np.zeros((0, 0), dtype=np.int64), np.zeros((0, 2), dtype=np.int64),
+                empty32, empty64, np.zeros((0, 0), dtype=np.int64),
                 (empty32,) * n_metrics, (empty32,) * n_metrics, (empty64,) * n_metrics,
             )  # fmt: skip
         if len(blocks) == 1:
@@ -83,8 +83,7 @@ class RowBlock:
         return RowBlock(
             np.concatenate([b.endpoint for b in blocks]),
             np.concatenate([b.window for b in blocks]),
-            np.concatenate([b.counters for b in blocks]),
-            np.concatenate([b.gauges for b in blocks]),
+            np.concatenate([b.values for b in blocks]),
             tuple(rows), tuple(idx), tuple(cnt),
         )  # fmt: skip
 

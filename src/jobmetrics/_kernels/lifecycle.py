@@ -1,31 +1,16 @@
-"""The single pass: sorted events in, job table, window rows, counters and histogram counts out.
+"""The single pass: time-sorted events in; job and worker tables, window rows, counters and
+histogram counts out.
 
-One call walks a time-sorted slice of events (columns of int arrays) and, for each event, in order:
+:func:`apply_events` walks a sorted slice of event columns. For each event it runs the sweeps and
+window roll-overs the event's time has reached (:mod:`.clock`), then applies the event to the row of
+its (endpoint, window): a job transition validated against SPEC §2, a worker state change, a
+webhook delivery, or a late marker. Before any event whose capacity needs are not met it returns
+``(status, position)``; the caller grows the arrays and calls again from that position.
 
-1. runs the job-table sweeps (expiry and retention) whose boundaries the event has reached;
-2. rolls the window clock forward, writing each finished window's ``in_queue``/``in_progress``;
-3. applies the event: a job transition (validated against SPEC §2), a webhook delivery, or a late
-   marker, into the row of its (endpoint, window).
-
-Everything the pass needs lives in arrays owned by :class:`jobmetrics.aggregator.Aggregator`, so a
-call can stop before any event whose capacity needs are not met (job table, rows, histogram pool)
-and be resumed from that event after the caller grows the arrays: the return value is
-``(status, position)``.
-
-Layouts
--------
-Job table ``jt[slot, field]`` (open addressing, linear probing, Fibonacci hashing, backward-shift
-deletion; one 32-byte record per slot so a probe touches one cache line): field 0 the key (0 =
-empty), 1 the time the job entered its current state (also the time of its last applied
-transition), 2 the state in bits 0–7, attempt in bits 8–31 and endpoint in bits 32–63; field 3 is
-spare.
-
-Window rows: ``row_ep``, ``row_w`` (window index), ``row_cnt[r, COUNTER]``, ``row_hist[r, METRIC]``
-(index into ``pool`` or -1), ``row_gauge[r, 0|1]`` (in_queue, in_progress at the window's end), and a
-free-list stack ``row_free``. ``slot_of[e, w % RING]`` finds the row of endpoint ``e`` for window ``w``.
-Histogram pool: dense HDR counts ``pool[p, :]`` with a free-list ``pool_free``.
-
-State vector ``st`` and config vector ``cfg``: see the ``ST_*`` and ``CFG_*`` constants.
+The common path (job events) is written out inside the loop on purpose: a call to a helper that
+takes many arrays pays reference-count updates on each, hundreds of nanoseconds per call, so
+helpers run only on rare paths (new row, new histogram, roll-over, sweep, worker events, a run of
+equal timestamps that holds two events of one job).
 """
 
 from __future__ import annotations
@@ -35,448 +20,236 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from ._intrinsics import prefetch_row
 from ._jit import kernel
+from .clock import catch_up, row_for, worker_level_change
+from .layout import (
+    C_COLD_START_FAILURES,
+    C_COLD_STARTS,
+    C_COMPLETED,
+    C_DUPLICATES,
+    C_INVALID,
+    C_LATE,
+    C_ORPHANS,
+    C_REQUESTS,
+    C_RETRIED,
+    C_CLAMPED,
+    C_WEBHOOK_FAILED,
+    C_WEBHOOK_REQUESTS,
+    C_WEBHOOK_SUCCEEDED,
+    CFG_ADOPT,
+    CFG_HALF,
+    CFG_HIGHEST,
+    CFG_UNIT,
+    CFG_WIDTH,
+    COMPLETED,
+    E_PROGRESS,
+    E_QUEUE,
+    FAILED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    J_ENTER,
+    J_KEY,
+    J_META,
+    KIND_JOB,
+    KIND_LATE,
+    KIND_WEBHOOK,
+    KIND_WORKER,
+    LEGAL,
+    M_COLD_START,
+    M_DELAY,
+    M_EXECUTION,
+    N_METRICS,
+    NEED_JOB_TABLE,
+    NEED_POOL,
+    NEED_RING,
+    NEED_ROWS,
+    NEED_WORKER_TABLE,
+    OK,
+    PREFETCH_DISTANCE,
+    R_CNT,
+    R_HIST,
+    R_W,
+    RING,
+    ST_CLOCK_W,
+    ST_GEN,
+    ST_JOBS,
+    ST_NEXT_SWEEP,
+    ST_POOL_TOP,
+    ST_ROW_TOP,
+    ST_WORKERS,
+    W_ENTER,
+    W_IDLE,
+    W_INIT,
+    W_INITIALIZING,
+    W_META,
+    W_OFFLINE,
+    W_RUNNING,
+    W_SEEN,
+    W_UNHEALTHY,
+)
+from .table import GOLDEN, entity_key, table_bits, table_delete, table_find
 
-# ---------------------------------------------------------------- codes shared with Python
-KIND_JOB = 0
-KIND_WORKER = 1
-KIND_WEBHOOK = 2
-KIND_LATE = 3  # internal marker: one late event, counted at the marker's time
+__all__ = ["apply_events", "best_group_order"]
 
-IN_QUEUE = 1
-IN_PROGRESS = 2
-COMPLETED = 3
-FAILED = 4
-CANCELLED = 5
-TIMED_OUT = 6
-
-# row counters
-C_REQUESTS = 0
-C_COMPLETED = 1
-C_FAILED = 2
-C_CANCELLED = 3
-C_TIMED_OUT = 4
-C_RETRIED = 5
-C_DUPLICATES = 6
-C_INVALID = 7
-C_ORPHANS = 8
-C_EXPIRED = 9
-C_LATE = 10
-C_COLD_STARTS = 11
-C_WEBHOOK_REQUESTS = 12
-C_WEBHOOK_SUCCEEDED = 13
-C_WEBHOOK_FAILED = 14
-C_CLAMPED = 15
-N_COUNTERS = 16
-
-# histogram metrics
-M_EXECUTION = 0
-M_DELAY = 1
-M_COLD_START = 2
-N_METRICS = 3
-
-# state vector
-ST_JT_COUNT = 0  # occupied job-table slots
-ST_CLOCK_W = 1  # window of the last applied event (or sweep / advance); NO_WINDOW before any
-ST_NEXT_SWEEP = 2  # next sweep boundary (µs); NO_WINDOW before any job
-ST_ROW_TOP = 3  # number of free rows on the row_free stack
-ST_POOL_TOP = 4  # number of free pool slots on the pool_free stack
-ST_GEN = 5  # generation counter of the scratch set used to find repeated jobs in a run
-N_STATE = 6
-
-# config vector
-CFG_WIDTH = 0  # window width, µs
-CFG_SWEEP = 1  # sweep interval, µs
-CFG_TTL = 2  # job TTL, µs
-CFG_RETENTION = 3  # retention of finished jobs, µs
-CFG_ADOPT = 4  # 1: adopt orphans, 0: drop them
-CFG_UNIT = 5  # HDR unit magnitude
-CFG_HALF = 6  # HDR half magnitude
-CFG_HIGHEST = 7  # HDR highest trackable value (durations above are clamped and counted)
-CFG_N_ENDPOINTS = 8
-N_CFG = 9
-
-RING = 64
-PREFETCH_DISTANCE = 16  # events ahead whose job-table slot is prefetched
-JT_FIELDS = 4
-NO_WINDOW = np.iinfo(np.int64).min
-
-# statuses returned to the caller
-OK = 0
-NEED_JOB_TABLE = 1
-NEED_ROWS = 2
-NEED_POOL = 3
-NEED_RING = 4
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MAX_GROUP_PERMUTE = 6
-
-
-def _legal_table() -> np.ndarray:
-    legal = np.zeros((7, 7), dtype=np.bool_)
-    legal[0, IN_QUEUE] = True
-    for a, b in (
-        (IN_QUEUE, IN_PROGRESS),
-        (IN_QUEUE, CANCELLED),
-        (IN_QUEUE, TIMED_OUT),
-        (IN_PROGRESS, COMPLETED),
-        (IN_PROGRESS, FAILED),
-        (IN_PROGRESS, CANCELLED),
-        (IN_PROGRESS, TIMED_OUT),
-        (IN_PROGRESS, IN_QUEUE),
-        (FAILED, IN_QUEUE),
-        (TIMED_OUT, IN_QUEUE),
-    ):
-        legal[a, b] = True
-    return legal
-
-
-LEGAL = _legal_table()
-
-
-# ---------------------------------------------------------------- small helpers
 @kernel
-def window_of(t, width):  # type: ignore[no-untyped-def]
-    """Epoch-aligned window index of time ``t`` (floor division, also for negative times)."""
-    return t // width
+def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):  # type: ignore[no-untyped-def]
+    """Count ``value`` (µs, clamped to [0, highest]) in metric ``m`` of row ``r``; True if clamped."""
+    p = rows[r, R_HIST + m]
+    if p < 0:
+        top = st[ST_POOL_TOP] - 1
+        p = pool_free[top]
+        st[ST_POOL_TOP] = top
+        rows[r, R_HIST + m] = p
+    clamped = False
+    v = np.int64(value)
+    if v < 0:
+        v = np.int64(0)
+        clamped = True
+    elif v > highest:
+        v = np.int64(highest)
+        clamped = True
+    sub_mag = half + 1
+    bucket = 64 - unit - sub_mag - leading_zeros(v | np.int64(((1 << sub_mag) - 1) << unit))
+    pool[p, ((bucket + 1) << half) + (v >> (bucket + unit)) - (np.int64(1) << half)] += 1
+    return clamped
 
 
 @kernel
-def job_slot_key(job, endpoint):  # type: ignore[no-untyped-def]
-    """Job-table key of (endpoint, job key): a job is identified by both; never 0."""
-    k = np.uint64(job) ^ (np.uint64(endpoint + 1) * np.uint64(0xD6E8FEB86659FD93))
-    k ^= k >> np.uint64(32)
-    k = np.int64(k)
-    if k == 0:
-        k = np.int64(0x5BD1E995)
-    return k
+def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg):  # type: ignore[no-untyped-def]
+    """A worker event: state machine, cold starts and the worker gauges of endpoint ``e``."""
+    bits = table_bits(wt.shape[0])
+    s = table_find(wt, wkey, bits)
+    if wt[s, 0] == 0:
+        if s_new == W_OFFLINE:
+            return  # a worker we never saw leaves: nothing to count
+        wt[s, 0] = wkey
+        wt[s, W_ENTER] = t
+        wt[s, W_META] = np.int64(s_new) | (np.int64(e) << 32)
+        wt[s, W_SEEN] = t
+        wt[s, W_INIT] = t if s_new == W_INITIALIZING else -1
+        st[ST_WORKERS] += 1
+        worker_level_change(epa, e, t, 0, s_new)
+        return
+    wt[s, W_SEEN] = t
+    cur = wt[s, W_META] & 0xFF
+    if cur == s_new:
+        return  # a heartbeat
+    init = wt[s, W_INIT]
+    if init >= 0:
+        if s_new == W_IDLE or s_new == W_RUNNING:
+            rows[r, R_CNT + C_COLD_STARTS] += 1
+            if _hist_add(pool, pool_free, rows, st, r, M_COLD_START, t - init, cfg[CFG_UNIT], cfg[CFG_HALF], cfg[CFG_HIGHEST]):
+                rows[r, R_CNT + C_CLAMPED] += 1
+            wt[s, W_INIT] = -1
+        elif s_new == W_UNHEALTHY or s_new == W_OFFLINE:
+            rows[r, R_CNT + C_COLD_START_FAILURES] += 1
+            wt[s, W_INIT] = -1
+    elif s_new == W_INITIALIZING:
+        wt[s, W_INIT] = t  # restarting: a new cold start
+    worker_level_change(epa, e, t, cur, s_new)
+    if s_new == W_OFFLINE:
+        table_delete(wt, s, bits)
+        st[ST_WORKERS] -= 1
+    else:
+        wt[s, W_META] = np.int64(s_new) | (np.int64(e) << 32)
+        wt[s, W_ENTER] = t
 
 
 @kernel
-def _home(key, bits):  # type: ignore[no-untyped-def]
-    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - bits))
-
-
-@kernel
-def jt_find(jt, key, bits):  # type: ignore[no-untyped-def]
-    """Slot of ``key`` or -1."""
-    mask = jt.shape[0] - 1
-    s = _home(key, bits)
-    while True:
-        k = jt[s, 0]
-        if k == key:
-            return s
-        if k == 0:
-            return -1
-        s = (s + 1) & mask
-
-
-@kernel
-def jt_insert(jt, key, enter, meta, bits):  # type: ignore[no-untyped-def]
-    mask = jt.shape[0] - 1
-    s = _home(key, bits)
-    while jt[s, 0] != 0:
-        s = (s + 1) & mask
-    jt[s, 0] = key
-    jt[s, 1] = enter
-    jt[s, 2] = meta
-    return s
-
-
-@kernel
-def jt_delete(jt, s, bits):  # type: ignore[no-untyped-def]
-    """Backward-shift deletion: no tombstones, probe chains stay intact."""
-    mask = jt.shape[0] - 1
-    hole = s
-    j = s
-    while True:
-        j = (j + 1) & mask
-        k = jt[j, 0]
-        if k == 0:
-            break
-        home = _home(k, bits)
-        # move k into the hole unless its home lies cyclically in (hole, j]
-        if hole <= j:
-            stays = hole < home <= j
-        else:
-            stays = home > hole or home <= j
-        if not stays:
-            jt[hole, 0] = k
-            jt[hole, 1] = jt[j, 1]
-            jt[hole, 2] = jt[j, 2]
-            hole = j
-    jt[hole, 0] = 0
-    jt[hole, 1] = 0
-    jt[hole, 2] = 0
-
-
-@kernel
-def table_bits(capacity):  # type: ignore[no-untyped-def]
-    return 63 - leading_zeros(np.int64(capacity))
-
-
-@kernel
-def jt_rehash(old, new):  # type: ignore[no-untyped-def]
-    """Move every entry of the old table into a new (empty, power-of-two) table."""
-    bits = table_bits(new.shape[0])
-    for s in range(old.shape[0]):
-        k = old[s, 0]
-        if k != 0:
-            jt_insert(new, k, old[s, 1], old[s, 2], bits)
-
-
-@kernel
-def _meta(state, attempt, endpoint):  # type: ignore[no-untyped-def]
-    return np.int64(state) | (np.int64(attempt) << 8) | (np.int64(endpoint) << 32)
-
-
-@kernel
-def meta_state(meta):  # type: ignore[no-untyped-def]
-    return meta & 0xFF
-
-
-@kernel
-def meta_attempt(meta):  # type: ignore[no-untyped-def]
-    return (meta >> 8) & 0xFFFFFF
-
-
-@kernel
-def meta_endpoint(meta):  # type: ignore[no-untyped-def]
-    return meta >> 32
-
-
-# ---------------------------------------------------------------- rows
-@kernel
-def _find_row(slot_of, row_w, e, w):  # type: ignore[no-untyped-def]
-    r = slot_of[e, w % RING]
-    if r >= 0 and row_w[r] == w:
-        return r
-    return -1
-
-
-@kernel
-def _new_row(slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, st, e, w):  # type: ignore[no-untyped-def]
-    """Take a row for (e, w) from the free stack; -1 when the ring slot is held by another window."""
-    ring = w % RING
-    held = slot_of[e, ring]
-    if held >= 0:
-        return -1
-    top = st[ST_ROW_TOP] - 1
-    r = row_free[top]
-    st[ST_ROW_TOP] = top
-    slot_of[e, ring] = r
-    row_ep[r] = e
-    row_w[r] = w
-    row_cnt[r, :] = 0
-    row_hist[r, :] = -1
-    row_gauge[r, 0] = 0
-    row_gauge[r, 1] = 0
-    return r
-
-
-# ---------------------------------------------------------------- clock, sweeps
-@kernel
-def _roll_to(w_target, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg):  # type: ignore[no-untyped-def]
-    """Advance the window clock to ``w_target``, closing the gauges of each window passed.
-
-    Returns a status (OK, NEED_ROWS or NEED_RING); progress is kept in ``st`` so it can resume.
-    """
-    n_ep = cfg[CFG_N_ENDPOINTS]
-    clock = st[ST_CLOCK_W]
-    if clock == NO_WINDOW:
-        st[ST_CLOCK_W] = w_target
-        return OK
-    while clock < w_target:
-        if st[ST_ROW_TOP] < n_ep:
-            return NEED_ROWS
-        for e in range(n_ep):
-            lq = levels[e, 0]
-            lp = levels[e, 1]
-            r = _find_row(slot_of, row_w, e, clock)
-            if r < 0 and (lq != 0 or lp != 0):
-                r = _new_row(slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, st, e, clock)
-                if r < 0:
-                    return NEED_RING
-            if r >= 0:
-                row_gauge[r, 0] = lq
-                row_gauge[r, 1] = lp
-        clock += 1
-        st[ST_CLOCK_W] = clock
-    return OK
-
-
-@kernel
-def _sweep(boundary, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg):  # type: ignore[no-untyped-def]
-    """Evict lost in-flight jobs (expired, counted) and forget old finished ones, at ``boundary``."""
-    cap = jt.shape[0]
-    if st[ST_JT_COUNT] == 0:
-        return OK
-    if st[ST_ROW_TOP] < cfg[CFG_N_ENDPOINTS]:
-        return NEED_ROWS
-    bits = table_bits(cap)
-    ttl = cfg[CFG_TTL]
-    retention = cfg[CFG_RETENTION]
-    w = window_of(boundary, cfg[CFG_WIDTH])
-    # start right after an empty slot so that no probe cluster wraps over the scan's start
-    start = 0
-    while jt[start, 0] != 0:
-        start += 1
-    i = 0
-    while i < cap:
-        s = (start + 1 + i) & (cap - 1)
-        k = jt[s, 0]
-        if k == 0:
-            i += 1
-            continue
-        meta = jt[s, 2]
-        state = meta_state(meta)
-        age_limit = ttl if state == IN_QUEUE or state == IN_PROGRESS else retention
-        if jt[s, 1] + age_limit <= boundary:
-            if state == IN_QUEUE or state == IN_PROGRESS:
-                e = meta_endpoint(meta)
-                r = _find_row(slot_of, row_w, e, w)
-                if r < 0:
-                    r = _new_row(slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, st, e, w)
-                    if r < 0:
-                        return NEED_RING
-                row_cnt[r, C_EXPIRED] += 1
-                levels[e, state - 1] -= 1
-            jt_delete(jt, s, bits)
-            st[ST_JT_COUNT] -= 1
-            # re-examine slot s: an entry may have shifted into it
-            continue
-        i += 1
-    return OK
-
-
-@kernel
-def _catch_up(t, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg):  # type: ignore[no-untyped-def]
-    """Run sweeps with boundaries <= t and roll the clock to t's window."""
-    sweep = cfg[CFG_SWEEP]
-    width = cfg[CFG_WIDTH]
-    nxt = st[ST_NEXT_SWEEP]
-    if nxt == NO_WINDOW:
-        nxt = -((-t) // sweep) * sweep  # first boundary >= t
-        st[ST_NEXT_SWEEP] = nxt
-    while nxt <= t:
-        if st[ST_JT_COUNT] == 0:
-            # nothing to sweep: jump straight to the first boundary >= t
-            nxt = -((-t) // sweep) * sweep
-            st[ST_NEXT_SWEEP] = nxt
-            break
-        status = _roll_to(window_of(nxt, width), slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg)
-        if status != OK:
-            return status
-        status = _sweep(nxt, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg)
-        if status != OK:
-            return status
-        nxt += sweep
-        st[ST_NEXT_SWEEP] = nxt
-    return _roll_to(window_of(t, width), slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg)
-
-
-# ---------------------------------------------------------------- one event
-@kernel
-def _alloc_pool(pool_free, row_hist, st, r, m):  # type: ignore[no-untyped-def]
-    top = st[ST_POOL_TOP] - 1
-    p = pool_free[top]
-    st[ST_POOL_TOP] = top
-    row_hist[r, m] = p
-    return p
-
-
-@kernel
-def _simulate_score(states, order, k, cur, adopt):  # type: ignore[no-untyped-def]
-    """Number of legal transitions when a job in ``cur`` receives ``states[order[:k]]`` in order."""
-    score = 0
-    s = cur
-    for j in range(k):
-        x = states[order[j]]
-        if s == 0:
-            if x == IN_QUEUE:
-                score += 1
-                s = x
-            elif adopt:
-                s = x
-        elif x != s and LEGAL[s, x]:
-            score += 1
-            s = x
-    return score
-
-
-@kernel
-def _next_permutation(a, k):  # type: ignore[no-untyped-def]
-    i = k - 2
-    while i >= 0 and a[i] >= a[i + 1]:
-        i -= 1
-    if i < 0:
-        return False
-    j = k - 1
-    while a[j] <= a[i]:
-        j -= 1
-    a[i], a[j] = a[j], a[i]
-    lo = i + 1
-    hi = k - 1
-    while lo < hi:
-        a[lo], a[hi] = a[hi], a[lo]
-        lo += 1
-        hi -= 1
-    return True
+def _step(s, x, adopt):  # type: ignore[no-untyped-def]
+    """(new state, 1 if legal) when a job in ``s`` (0 = unknown) receives state ``x``."""
+    if s == 0:
+        if x == IN_QUEUE:
+            return x, 1
+        return (x if adopt else s), 0
+    if x != s and LEGAL[s, x]:
+        return x, 1
+    return s, 0
 
 
 @kernel
 def best_group_order(states, cur, adopt):  # type: ignore[no-untyped-def]
-    """Order (positions into ``states``) that makes the most transitions legal from ``cur``.
-
-    ``states`` are one job's events at one timestamp, in state order; ties keep the
-    lexicographically first order, so state order wins when it is as good as any other.
-    """
+    """Positions into ``states`` (one job's events at one timestamp, sorted by state) in the order
+    that makes the most transitions legal from ``cur``; among equally good orders the first in
+    state order. A depth-first search over distinct orders, pruned by the best score found."""
     k = states.shape[0]
-    best = np.arange(k)
-    if k > _MAX_GROUP_PERMUTE:
-        return best
-    perm = np.arange(k)
-    best_score = _simulate_score(states, perm, k, cur, adopt)
-    while _next_permutation(perm, k):
-        sc = _simulate_score(states, perm, k, cur, adopt)
-        if sc > best_score:
-            best_score = sc
-            best[:] = perm
-    return best
+    remaining = np.zeros(7, dtype=np.int64)
+    for j in range(k):
+        remaining[states[j]] += 1
+    chosen = np.zeros(k, dtype=np.int64)  # state picked at each depth
+    job_state = np.zeros(k + 1, dtype=np.int64)
+    score = np.zeros(k + 1, dtype=np.int64)
+    best = np.zeros(k, dtype=np.int64)
+    best_score = -1
+    job_state[0] = cur
+    depth = 0
+    chosen[0] = 0  # next candidate state at depth 0 is chosen[0] + 1
+    while depth >= 0:
+        # next candidate state at this depth
+        x = chosen[depth] + 1
+        while x <= 6 and remaining[x] == 0:
+            x += 1
+        if x > 6:
+            depth -= 1
+            if depth >= 0:
+                remaining[chosen[depth]] += 1
+            continue
+        chosen[depth] = x
+        remaining[x] -= 1
+        nxt, legal = _step(job_state[depth], x, adopt)
+        job_state[depth + 1] = nxt
+        score[depth + 1] = score[depth] + legal
+        if depth + 1 == k:
+            if score[k] > best_score:
+                best_score = score[k]
+                best[:] = chosen
+            remaining[x] += 1
+        elif score[depth + 1] + (k - depth - 1) > best_score:
+            depth += 1
+            chosen[depth] = 0
+        else:
+            remaining[x] += 1  # cannot beat the best: try the next state here
+    # states -> positions: equal states keep their order
+    used = np.zeros(k, dtype=np.bool_)
+    order = np.empty(k, dtype=np.int64)
+    for d in range(k):
+        for j in range(k):
+            if not used[j] and states[j] == best[d]:
+                used[j] = True
+                order[d] = j
+                break
+    return order
 
 
 @kernel
-def _reorder_run(a, b, kind, ep, job, state, status_code, jt, adopt):  # type: ignore[no-untyped-def]
-    """Rearrange events ``[a, b)`` (one timestamp) in place: other kinds first, then each job's
-    events together, in the order that makes the most of its transitions legal."""
+def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):  # type: ignore[no-untyped-def]
+    """Rearrange events ``[a, b)`` (one timestamp) in place: other events first, then each job's
+    events together in the order that makes the most of its transitions legal."""
     length = b - a
     keys = np.empty(length, dtype=np.int64)
     rank = np.empty(length, dtype=np.int64)
     for j in range(length):
         i = a + j
-        keys[j] = job_slot_key(job[i], ep[i]) if kind[i] == KIND_JOB else np.int64(0)
-        rank[j] = state[i]
-    # by key, then state: deterministic whatever the arrival order
+        keys[j] = entity_key(job[i], ep[i]) if kind[i] == KIND_JOB else np.int64(0)
+        rank[j] = state[i] * 4 + kind[i]
     order = np.argsort(rank, kind="mergesort")
-    order = order[np.argsort(keys[order], kind="mergesort")]
+    order = order[np.argsort(keys[order], kind="mergesort")]  # by key, then state: deterministic
     final = np.empty(length, dtype=np.int64)
     bits = table_bits(jt.shape[0])
     j = 0
     while j < length:
         k = keys[order[j]]
         g_end = j + 1
-        if k != 0:
-            while g_end < length and keys[order[g_end]] == k:
-                g_end += 1
+        while g_end < length and keys[order[g_end]] == k:
+            g_end += 1
         size = g_end - j
         if size == 1 or k == 0:
-            for m in range(j, g_end):
-                final[m] = order[m]
+            final[j:g_end] = order[j:g_end]
         else:
             states = np.empty(size, dtype=np.int64)
             for m in range(size):
                 states[m] = state[a + order[j + m]]
-            slot = jt_find(jt, k, bits)
-            cur = meta_state(jt[slot, 2]) if slot >= 0 else 0
+            slot = table_find(jt, k, bits)
+            cur = jt[slot, J_META] & 0xFF if jt[slot, J_KEY] != 0 else 0
             best = best_group_order(states, cur, adopt)
             for m in range(size):
                 final[j + m] = order[j + best[m]]
@@ -485,18 +258,13 @@ def _reorder_run(a, b, kind, ep, job, state, status_code, jt, adopt):  # type: i
     ep[a:b] = ep[a:b][final]
     job[a:b] = job[a:b][final]
     state[a:b] = state[a:b][final]
+    worker[a:b] = worker[a:b][final]
     status_code[a:b] = status_code[a:b][final]
 
 
 @kernel
-def apply_events(ts, kind, ep, job, state, status_code, start, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, pool, pool_free, levels, invalid_pairs, st, cfg, scratch_key, scratch_gen):  # type: ignore[no-untyped-def]
-    """Apply events ``start..n-1`` (sorted by time, ties in state order). Returns (status, position).
-
-    The common path is written out in this loop on purpose: calling a helper that takes many
-    arrays costs reference-count updates per call, so helpers are called only on rare paths
-    (new row, new histogram, window roll-over, sweep, a run of equal timestamps holding two
-    events of one job). The columns of such a run are reordered in place.
-    """
+def apply_events(ts, kind, ep, job, state, worker, status_code, start, jt, wt, slot_of, rows, row_free, epa, pool, pool_free, invalid_pairs, st, cfg, scratch_key, scratch_gen):  # type: ignore[no-untyped-def]
+    """Apply events ``start..n-1`` (sorted by time, ties in state order); return (status, position)."""
     n = ts.shape[0]
     width = cfg[CFG_WIDTH]
     adopt = cfg[CFG_ADOPT] != 0
@@ -510,18 +278,19 @@ def apply_events(ts, kind, ep, job, state, status_code, start, jt, slot_of, row_
     cap = jt.shape[0]
     bits = table_bits(cap)
     jt_limit = (cap * 3) // 4
+    wt_limit = (wt.shape[0] * 3) // 4
     scratch_size = scratch_key.shape[0]
     scratch_bits = table_bits(scratch_size)
-    checked_to = start  # runs starting before this index were already examined
+    checked_to = start  # runs starting before this position were already examined
     i = start
     while i < n:
         ahead = i + PREFETCH_DISTANCE
         if ahead < n and kind[ahead] == KIND_JOB:
-            prefetch_row(jt, np.int64((np.uint64(job_slot_key(job[ahead], ep[ahead])) * _GOLDEN) >> np.uint64(64 - bits)))
+            prefetch_row(jt, np.int64((np.uint64(entity_key(job[ahead], ep[ahead])) * GOLDEN) >> np.uint64(64 - bits)))
         t = ts[i]
         w = t // width
         if t >= st[ST_NEXT_SWEEP] or w != st[ST_CLOCK_W]:
-            status = _catch_up(t, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg)
+            status = catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg)
             if status != OK:
                 return status, i
         # a run of equal timestamps holding two events of one job is reordered first
@@ -530,16 +299,15 @@ def apply_events(ts, kind, ep, job, state, status_code, start, jt, slot_of, row_
             while run_end < n and ts[run_end] == t:
                 run_end += 1
             checked_to = run_end
-            length = run_end - i
             repeat = False
-            if length * 2 <= scratch_size:
+            if (run_end - i) * 2 <= scratch_size:
                 st[ST_GEN] += 1
                 gen = st[ST_GEN]
                 for j in range(i, run_end):
                     if kind[j] != KIND_JOB:
                         continue
-                    key = job_slot_key(job[j], ep[j])
-                    h = np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - scratch_bits))
+                    key = entity_key(job[j], ep[j])
+                    h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - scratch_bits))
                     while scratch_gen[h] == gen:
                         if scratch_key[h] == key:
                             repeat = True
@@ -550,109 +318,105 @@ def apply_events(ts, kind, ep, job, state, status_code, start, jt, slot_of, row_
                     scratch_gen[h] = gen
                     scratch_key[h] = key
             else:
-                repeat = True  # too long to check cheaply: reorder, which is correct either way
+                repeat = True  # too long to check cheaply; reordering is correct either way
             if repeat:
-                _reorder_run(i, run_end, kind, ep, job, state, status_code, jt, adopt)
-        # capacity for this event
-        if st[ST_JT_COUNT] >= jt_limit:
+                _reorder_run(i, run_end, kind, ep, job, state, worker, status_code, jt, adopt)
+        if st[ST_JOBS] >= jt_limit:
             return NEED_JOB_TABLE, i
+        if st[ST_WORKERS] >= wt_limit:
+            return NEED_WORKER_TABLE, i
         if st[ST_ROW_TOP] < 1:
             return NEED_ROWS, i
         if st[ST_POOL_TOP] < N_METRICS:
             return NEED_POOL, i
         e = ep[i]
         r = slot_of[e, w % RING]
-        if r < 0 or row_w[r] != w:
-            r = _new_row(slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, st, e, w)
+        if r < 0 or rows[r, R_W] != w:
+            r = row_for(slot_of, rows, row_free, st, e, w)
             if r < 0:
                 return NEED_RING, i
         kd = kind[i]
         if kd == KIND_JOB:
             s_new = np.int64(state[i])
-            key = job_slot_key(job[i], e)
-            # find the job (inline linear probe)
-            slot = np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - bits))
+            key = entity_key(job[i], e)
+            slot = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - bits))
             while True:
-                k = jt[slot, 0]
+                k = jt[slot, J_KEY]
                 if k == key or k == 0:
                     break
                 slot = (slot + 1) & (cap - 1)
-            duration = np.int64(-1)
             metric = -1
-            if jt[slot, 0] == 0:
+            duration = np.int64(0)
+            if jt[slot, J_KEY] == 0:
                 if s_new == IN_QUEUE:
-                    jt[slot, 0] = key
-                    jt[slot, 1] = t
-                    jt[slot, 2] = _meta(IN_QUEUE, 0, e)
-                    st[ST_JT_COUNT] += 1
-                    row_cnt[r, C_REQUESTS] += 1
-                    levels[e, 0] += 1
+                    jt[slot, J_KEY] = key
+                    jt[slot, J_ENTER] = t
+                    jt[slot, J_META] = IN_QUEUE | (np.int64(e) << 32)
+                    st[ST_JOBS] += 1
+                    rows[r, R_CNT + C_REQUESTS] += 1
+                    epa[e, E_QUEUE] += 1
                 else:
-                    row_cnt[r, C_ORPHANS] += 1
+                    rows[r, R_CNT + C_ORPHANS] += 1
                     if adopt:
-                        jt[slot, 0] = key
-                        jt[slot, 1] = t
-                        jt[slot, 2] = _meta(s_new, 0, e)
-                        st[ST_JT_COUNT] += 1
+                        jt[slot, J_KEY] = key
+                        jt[slot, J_ENTER] = t
+                        jt[slot, J_META] = s_new | (np.int64(e) << 32)
+                        st[ST_JOBS] += 1
                         if s_new == IN_PROGRESS:
-                            levels[e, 1] += 1
+                            epa[e, E_PROGRESS] += 1
                         else:
-                            row_cnt[r, s_new - 2] += 1  # COMPLETED..TIMED_OUT -> C_COMPLETED..
+                            rows[r, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
             else:
-                meta = jt[slot, 2]
+                meta = jt[slot, J_META]
                 cur = meta & 0xFF
                 if cur == s_new:
-                    row_cnt[r, C_DUPLICATES] += 1
+                    rows[r, R_CNT + C_DUPLICATES] += 1
                 elif not LEGAL[cur, s_new]:
-                    row_cnt[r, C_INVALID] += 1
+                    rows[r, R_CNT + C_INVALID] += 1
                     invalid_pairs[cur, s_new] += 1
                 else:
                     attempt = (meta >> 8) & 0xFFFFFF
                     if s_new == IN_QUEUE:
-                        row_cnt[r, C_RETRIED] += 1
+                        rows[r, R_CNT + C_RETRIED] += 1
                         attempt += 1
-                        levels[e, 0] += 1
+                        epa[e, E_QUEUE] += 1
                     elif s_new == IN_PROGRESS:
-                        levels[e, 1] += 1
-                        duration = t - jt[slot, 1]
+                        epa[e, E_PROGRESS] += 1
+                        duration = t - jt[slot, J_ENTER]
                         metric = M_DELAY
                     else:
-                        row_cnt[r, s_new - 2] += 1
+                        rows[r, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
                         if cur == IN_PROGRESS and (s_new == COMPLETED or s_new == FAILED):
-                            duration = t - jt[slot, 1]
+                            duration = t - jt[slot, J_ENTER]
                             metric = M_EXECUTION
                     if cur == IN_QUEUE:
-                        levels[e, 0] -= 1
+                        epa[e, E_QUEUE] -= 1
                     elif cur == IN_PROGRESS:
-                        levels[e, 1] -= 1
-                    jt[slot, 2] = _meta(s_new, attempt, e)
-                    jt[slot, 1] = t
+                        epa[e, E_PROGRESS] -= 1
+                    jt[slot, J_META] = s_new | (attempt << 8) | (np.int64(e) << 32)
+                    jt[slot, J_ENTER] = t
             if metric >= 0:
-                p = row_hist[r, metric]
+                p = rows[r, R_HIST + metric]
                 if p < 0:
-                    p = _alloc_pool(pool_free, row_hist, st, r, metric)
-                v = duration
-                if v > highest:
-                    v = highest
-                    row_cnt[r, C_CLAMPED] += 1
-                bucket = hbase - leading_zeros(v | hmask)
-                pool[p, ((bucket + 1) << half) + (v >> (bucket + unit)) - half_count] += 1
+                    top = st[ST_POOL_TOP] - 1
+                    p = pool_free[top]
+                    st[ST_POOL_TOP] = top
+                    rows[r, R_HIST + metric] = p
+                if duration > highest:
+                    duration = highest
+                    rows[r, R_CNT + C_CLAMPED] += 1
+                bucket = hbase - leading_zeros(duration | hmask)
+                pool[p, ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count] += 1
+        elif kd == KIND_WORKER:
+            _apply_worker(t, e, entity_key(worker[i], e), np.int64(state[i]), wt, rows, r, epa, pool, pool_free, st, cfg)
         elif kd == KIND_WEBHOOK:
-            row_cnt[r, C_WEBHOOK_REQUESTS] += 1
+            rows[r, R_CNT + C_WEBHOOK_REQUESTS] += 1
             code = status_code[i]
             if 200 <= code < 300:
-                row_cnt[r, C_WEBHOOK_SUCCEEDED] += 1
+                rows[r, R_CNT + C_WEBHOOK_SUCCEEDED] += 1
             else:
-                row_cnt[r, C_WEBHOOK_FAILED] += 1
+                rows[r, R_CNT + C_WEBHOOK_FAILED] += 1
         elif kd == KIND_LATE:
-            row_cnt[r, C_LATE] += 1
+            rows[r, R_CNT + C_LATE] += 1
         i += 1
     return OK, n
-
-
-@kernel
-def advance_clock(t, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg):  # type: ignore[no-untyped-def]
-    """Run sweeps due by time ``t`` and roll the window clock to ``t``'s window (watermark moves)."""
-    if st[ST_CLOCK_W] == NO_WINDOW:
-        return OK
-    return _catch_up(t, jt, slot_of, row_ep, row_w, row_cnt, row_hist, row_gauge, row_free, levels, st, cfg)
