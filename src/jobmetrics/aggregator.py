@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from ._kernels import layout as L
 from .engine import Engine, EngineConfig
@@ -22,6 +23,7 @@ from .geometry import Geometry
 from .histogram import HdrHistogram
 from .states import JobState, Kind
 from .timeparse import parse_duration, to_epoch_us
+from .snapshot import SnapshotSpec, quantile_label, to_table
 from .windows import RowBlock
 
 __all__ = ["METRICS", "Aggregator"]
@@ -352,6 +354,21 @@ class Aggregator:
             return np.zeros(len(rows), dtype=bool)
         return (rows.window > clock - n) & (rows.window <= clock)
 
+    def snapshot(self) -> pa.Table:
+        """Every window row held — closed (``final``) and open — as the SPEC §4 Arrow table.
+
+        One row per (endpoint, window) in which the endpoint had events, jobs in flight or workers;
+        sorted by window start, then endpoint. Open rows hold what the watermark has passed.
+        """
+        rows = self._rows()
+        return to_table(
+            rows,
+            self.registry.names(),
+            width=self.width,
+            watermark=self.watermark,
+            spec=SnapshotSpec(self.geometry, self.quantiles),
+        )
+
     def metrics(self, endpoint: str, *, last: str | int | None = None) -> dict[str, Any]:
         """The metrics of ``endpoint`` as a plain dict: counters, and for each duration metric its
         count and percentiles in milliseconds (None when nothing was recorded)."""
@@ -373,12 +390,6 @@ class Aggregator:
             for i, q in enumerate(self.quantiles):
                 out[f"{name}_{quantile_label(q)}_ms"] = None if values is None else float(values[i]) / 1000.0
         return out
-
-
-def quantile_label(q: float) -> str:
-    """Column label of a quantile: 0.7 → ``p70``, 0.999 → ``p99_9``."""
-    text = f"{q * 100:.10f}".rstrip("0").rstrip(".")
-    return "p" + text.replace(".", "_")
 
 
 def _sort_rank(batch: EventBatch) -> npt.NDArray[np.int64]:
