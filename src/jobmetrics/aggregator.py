@@ -21,9 +21,9 @@ from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
 from .geometry import Geometry
 from .histogram import HdrHistogram
+from .snapshot import SnapshotSpec, quantile_label, to_table
 from .states import JobState, Kind
 from .timeparse import parse_duration, to_epoch_us
-from .snapshot import SnapshotSpec, quantile_label, to_table
 from .windows import RowBlock
 
 __all__ = ["METRICS", "Aggregator"]
@@ -119,7 +119,8 @@ class Aggregator:
         self._options = {
             "window": window, "quantiles": qs, "allowed_lateness": allowed_lateness,
             "job_ttl": job_ttl, "retention": retention, "sweep_interval": sweep_interval,
-            "worker_ttl": worker_ttl, "orphans": orphans, "significant_figures": significant_figures, "highest": highest,
+            "worker_ttl": worker_ttl, "orphans": orphans, "significant_figures": significant_figures,
+            "highest": highest,
         }  # fmt: skip
         self._engine = Engine(
             EngineConfig(
@@ -264,7 +265,7 @@ class Aggregator:
             self._engine.advance(self._watermark)
 
     def advance(self, now: Any = None) -> None:
-        """Move the watermark by processing time to ``now − allowed_lateness`` (``now`` defaults to
+        """Move the watermark by processing time to ``now - allowed_lateness`` (``now`` defaults to
         the wall clock), so windows close while traffic is quiet."""
         with self._lock:
             self._drain_stage()
@@ -293,7 +294,9 @@ class Aggregator:
         self._drain_stage()
         out = self._engine.memory_bytes()
         p = self._pending
-        out["held_events"] = sum(getattr(p, c).nbytes for c in ("ts", "kind", "endpoint", "job", "state", "worker", "status"))
+        out["held_events"] = sum(
+            getattr(p, c).nbytes for c in ("ts", "kind", "endpoint", "job", "state", "worker", "status")
+        )
         return out
 
     def invalid_transition_counts(self) -> dict[tuple[str, str], int]:

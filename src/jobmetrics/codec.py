@@ -106,9 +106,7 @@ class DecodedHistogram:
         """
         total, overflowed = varint.checked_total(self.counts)
         if overflowed:
-            raise ValueError(
-                "the total count overflows int64: the counts sum to more than 2**63 - 1"
-            )
+            raise ValueError("the total count overflows int64: the counts sum to more than 2**63 - 1")
         return int(total)
 
     def __repr__(self) -> str:
@@ -316,9 +314,7 @@ def _to_binary(data: bytes | bytearray | memoryview | str) -> bytes:
         if not text.startswith(b"HIST"):
             return raw
     else:
-        raise TypeError(
-            f"data must be bytes, bytearray, memoryview or str, got {type(data).__name__}"
-        )
+        raise TypeError(f"data must be bytes, bytearray, memoryview or str, got {type(data).__name__}")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -334,9 +330,7 @@ def _parse_header(head: bytes) -> _Header:
     if lowest < 1:
         raise ValueError(f"invalid V2 header: lowest trackable value must be >= 1, got {lowest}")
     if highest < 1:
-        raise ValueError(
-            f"invalid V2 header: highest trackable value must be positive, got {highest}"
-        )
+        raise ValueError(f"invalid V2 header: highest trackable value must be positive, got {highest}")
     if lowest > _INT64_MAX // 2:
         raise ValueError(f"invalid V2 header: lowest trackable value {lowest} is too large")
     try:
@@ -368,20 +362,15 @@ def _inflate(data: bytes) -> tuple[_Header, bytes]:
     _, length = _OUTER.unpack_from(data)
     available = len(data) - _OUTER_SIZE
     if length < 0 or length > available:
-        raise ValueError(
-            f"compressed length {length} does not fit the {available} bytes after the header"
-        )
+        raise ValueError(f"compressed length {length} does not fit the {available} bytes after the header")
     if length < available:
-        raise ValueError(
-            f"{available - length} unexpected bytes after the {length}-byte compressed content"
-        )
+        raise ValueError(f"{available - length} unexpected bytes after the {length}-byte compressed content")
     inflater = zlib.decompressobj()
     try:
         head = inflater.decompress(data[_OUTER_SIZE:], _HEADER_SIZE)
         if len(head) < _HEADER_SIZE:
             raise ValueError(
-                f"inflated content too short: {len(head)} bytes, expected a {_HEADER_SIZE}-byte "
-                "header"
+                f"inflated content too short: {len(head)} bytes, expected a {_HEADER_SIZE}-byte header"
             )
         _check_cookie(_cookie(head, "inflated content"), _V2_BASE, "V2 encoding")
         header = _parse_header(head)
@@ -396,8 +385,7 @@ def _inflate(data: bytes) -> tuple[_Header, bytes]:
         raise ValueError("truncated zlib stream in compressed encoding")
     if inflater.unused_data:
         raise ValueError(
-            f"{len(inflater.unused_data)} unexpected bytes after the zlib stream "
-            "within the compressed length"
+            f"{len(inflater.unused_data)} unexpected bytes after the zlib stream within the compressed length"
         )
     return header, payload
 
@@ -467,8 +455,7 @@ def decode(data: bytes | bytearray | memoryview | str) -> DecodedHistogram:
     _check_cookie(cookie, _V2_BASE, "V2 encoding")
     if len(binary) < _HEADER_SIZE:
         raise ValueError(
-            f"uncompressed encoding too short: {len(binary)} bytes, expected a {_HEADER_SIZE}-byte "
-            "header"
+            f"uncompressed encoding too short: {len(binary)} bytes, expected a {_HEADER_SIZE}-byte header"
         )
     header = _parse_header(binary[:_HEADER_SIZE])
     return _decode_counts(header, binary[_HEADER_SIZE:])

@@ -115,8 +115,7 @@ class EventBatch:
                 n = arr.shape[0]
             elif arr.shape[0] != n:
                 raise ValueError(
-                    f"EventBatch columns must have equal lengths: ts has {n}, {name} has "
-                    f"{arr.shape[0]}"
+                    f"EventBatch columns must have equal lengths: ts has {n}, {name} has {arr.shape[0]}"
                 )
             object.__setattr__(self, name, arr)
 
@@ -678,8 +677,7 @@ def _ts_chunk(arr: pa.Array, out: I64, status: I8) -> None:
         return
     else:
         raise TypeError(
-            f"expected a timestamp, integer or float epoch milliseconds, or ISO-8601 strings; "
-            f"got {t}"
+            f"expected a timestamp, integer or float epoch milliseconds, or ISO-8601 strings; got {t}"
         )
     if nulls is not None:
         status[nulls] = _NULL

@@ -50,9 +50,7 @@ class Geometry:
                 f"got {self.significant_figures}"
             )
         if self.highest < 2 * self.lowest:
-            raise ValueError(
-                f"highest must be >= 2 * lowest ({2 * self.lowest}), got {self.highest}"
-            )
+            raise ValueError(f"highest must be >= 2 * lowest ({2 * self.lowest}), got {self.highest}")
         if self.highest >= 2**63:
             raise ValueError(f"highest must fit in int64, got {self.highest}")
         if self.unit_magnitude + self.half_magnitude + 1 > 62:
@@ -69,7 +67,7 @@ class Geometry:
     @property
     def sub_bucket_count_magnitude(self) -> int:
         """ceil(log2(2 * 10**significant_figures))."""
-        return (2 * 10**self.significant_figures - 1).bit_length()
+        return int(2 * 10**self.significant_figures - 1).bit_length()
 
     @property
     def half_magnitude(self) -> int:
@@ -100,11 +98,8 @@ class Geometry:
     @property
     def max_relative_error(self) -> float:
         """Bound on |reported - true| / true for values >= lowest: 2**-(log2(sub_bucket_count) - 1)."""
-        return 2.0 ** -(self.half_magnitude)
+        return 2.0**-(self.half_magnitude)
 
     def compatible_with(self, other: Geometry) -> bool:
         """True when both map every value to the same counts index (lengths may differ)."""
-        return (
-            self.unit_magnitude == other.unit_magnitude
-            and self.half_magnitude == other.half_magnitude
-        )
+        return self.unit_magnitude == other.unit_magnitude and self.half_magnitude == other.half_magnitude

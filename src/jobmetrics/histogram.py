@@ -413,8 +413,7 @@ class HdrHistogram:
         if top >= self._counts.shape[0]:
             limit = self._geometry.counts_len
             raise ValueError(
-                f"sparse index {top} is beyond this histogram's {limit} buckets "
-                f"(highest={self.highest})"
+                f"sparse index {top} is beyond this histogram's {limit} buckets (highest={self.highest})"
             )
         np.add.at(self._counts, idx, cnt)
         self._total += int(cnt.sum())
@@ -443,7 +442,15 @@ class HdrHistogram:
             extra = o._counts[self._counts.shape[0] :]
             if extra.any():
                 top = int(np.flatnonzero(extra)[-1]) + self._counts.shape[0]
-                self._raise_out_of_range(int(_values_from_indices(np.array([top]), self._geometry.unit_magnitude, self._geometry.half_magnitude)[0]))
+                self._raise_out_of_range(
+                    int(
+                        _values_from_indices(
+                            np.array([top]),
+                            self._geometry.unit_magnitude,
+                            self._geometry.half_magnitude,
+                        )[0]
+                    )
+                )
             n = self._counts.shape[0]
         self._counts[:n] += o._counts[:n]
         self._total += o._total
@@ -507,9 +514,7 @@ class HdrHistogram:
             return False
         a, b = self._counts, other._counts
         n = min(a.shape[0], b.shape[0])
-        return bool(
-            np.array_equal(a[:n], b[:n]) and not a[n:].any() and not b[n:].any()
-        )
+        return bool(np.array_equal(a[:n], b[:n]) and not a[n:].any() and not b[n:].any())
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -527,8 +532,16 @@ class HdrHistogram:
         g = self._geometry
         return (
             _restore,
-            (g.lowest, g.highest, g.significant_figures, self._out_of_range, self._counts.shape[0],
-             idx, cnt, self.clamped_count),
+            (
+                g.lowest,
+                g.highest,
+                g.significant_figures,
+                self._out_of_range,
+                self._counts.shape[0],
+                idx,
+                cnt,
+                self.clamped_count,
+            ),
         )
 
     def __repr__(self) -> str:

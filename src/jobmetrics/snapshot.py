@@ -120,7 +120,9 @@ def _table(rows: _Rows, spec: SnapshotSpec, extra_meta: dict[str, Any] | None = 
     qs = np.asarray(spec.quantiles, dtype=np.float64)
     for m, name in enumerate(L.METRIC_NAMES):
         row, idx, cnt = rows.hist[m]
-        total, qv, vmin, vmax, mean = row_stats(row, idx, cnt, n, qs, True, g.unit_magnitude, g.half_magnitude)
+        total, qv, vmin, vmax, mean = row_stats(
+            row, idx, cnt, n, qs, True, g.unit_magnitude, g.half_magnitude
+        )
         empty = total == 0
         cols[f"{name}_count"] = total
         for j, q in enumerate(spec.quantiles):
@@ -152,7 +154,11 @@ def _ms(values_us: npt.NDArray[np.int64], empty: npt.NDArray[np.bool_]) -> pa.Ar
 
 
 def _encode_rows(
-    g: Geometry, row: npt.NDArray[np.int64], idx: npt.NDArray[np.int64], cnt: npt.NDArray[np.int64], n: int
+    g: Geometry,
+    row: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    cnt: npt.NDArray[np.int64],
+    n: int,
 ) -> pa.Array:
     out: list[bytes | None] = [None] * n
     if row.size:
@@ -165,7 +171,10 @@ def _encode_rows(
 
 
 def _coalesce(
-    row: npt.NDArray[np.int64], idx: npt.NDArray[np.int64], cnt: npt.NDArray[np.int64], counts_len: int
+    row: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    cnt: npt.NDArray[np.int64],
+    counts_len: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """COO entries sorted by (row, idx) with repeats summed and zeros dropped."""
     if row.size == 0:
@@ -210,7 +219,14 @@ def to_table(
     hist = []
     for m in range(L.N_METRICS):
         r = inverse[block.hist_row[m]].astype(np.int64)
-        hist.append(_coalesce(r, block.hist_index[m].astype(np.int64), block.hist_count[m], spec.geometry.counts_len))
+        hist.append(
+            _coalesce(
+                r,
+                block.hist_index[m].astype(np.int64),
+                block.hist_count[m],
+                spec.geometry.counts_len,
+            )
+        )
     endpoint = pa.array(name_arr[block.endpoint[order]] if len(order) else [], type=pa.string())
     rows = _Rows(endpoint, start, end, final, block.values[order], tuple(hist), elapsed)
     return _table(rows, spec, {"window_us": width, "watermark_us": watermark})
@@ -228,8 +244,8 @@ def _spec_of(table: pa.Table) -> SnapshotSpec:
     else:
         labels = sorted({m.group(1) for c in table.column_names if (m := _QUANTILE_COLUMN.match(c))})
         quantiles = sorted(float(x.replace("_", ".")) / 100 for x in labels)
-        for m in L.METRIC_NAMES:
-            for blob in table.column(f"{m}_hdr").to_pylist():
+        for metric in L.METRIC_NAMES:
+            for blob in table.column(f"{metric}_hdr").to_pylist():
                 if blob is not None:
                     geometry = codec.decode(blob).geometry
                     break
@@ -268,8 +284,16 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
         raise ValueError(f"not a snapshot table: missing columns {missing}")
     spec = _spec_of(table)
     n_in = table.num_rows
-    start = pc.cast(table.column("window_start"), pa.int64()).to_numpy(zero_copy_only=False) if n_in else np.zeros(0, np.int64)
-    end = pc.cast(table.column("window_end"), pa.int64()).to_numpy(zero_copy_only=False) if n_in else np.zeros(0, np.int64)
+    start = (
+        pc.cast(table.column("window_start"), pa.int64()).to_numpy(zero_copy_only=False)
+        if n_in
+        else np.zeros(0, np.int64)
+    )
+    end = (
+        pc.cast(table.column("window_end"), pa.int64()).to_numpy(zero_copy_only=False)
+        if n_in
+        else np.zeros(0, np.int64)
+    )
     coarse = np.floor_divide(start, step)
     if n_in and np.any(end > (coarse + 1) * step):
         bad = int(np.flatnonzero(end > (coarse + 1) * step)[0])
@@ -309,7 +333,9 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
         last[w_group[order]] = order  # the later window overwrites
         values[:, gauges] = w_gauges[last]
         np.maximum.at(values[:, wmax], w_group, w_max)
-    final_in = table.column("final").to_numpy(zero_copy_only=False).astype(bool) if n_in else np.zeros(0, bool)
+    final_in = (
+        table.column("final").to_numpy(zero_copy_only=False).astype(bool) if n_in else np.zeros(0, bool)
+    )
     out_start = uniq[:, 0] * step
     out_end = out_start + step
     all_final = np.ones(n_out, dtype=bool)
@@ -322,9 +348,7 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
         covered = np.zeros(n_out, dtype=np.int64)
         np.maximum.at(covered, group, end - (coarse * step))
         elapsed = np.where(final, step, covered)
-    hist = []
-    for m in L.METRIC_NAMES:
-        hist.append(_decode_column(table.column(f"{m}_hdr"), group, spec.geometry))
+    hist = [_decode_column(table.column(f"{m}_hdr"), group, spec.geometry) for m in L.METRIC_NAMES]
     endpoint = ep_names.take(pa.array(uniq[:, 1])) if n_out else pa.array([], type=pa.string())
     order = np.lexsort((endpoint.to_numpy(zero_copy_only=False) if n_out else np.zeros(0), out_start))
     inverse = np.empty_like(order)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
-    "JOB_STATE_ALIASES",
     "FINISHED_JOB_STATES",
-    "Kind",
+    "JOB_STATE_ALIASES",
     "JobState",
+    "Kind",
     "WorkerState",
     "legal_job_transition",
 ]
@@ -52,9 +52,7 @@ class WorkerState(IntEnum):
 JOB_STATE_ALIASES: dict[str, JobState] = {"RUNNING": JobState.IN_PROGRESS}
 
 #: States after which a job is "finished" (kept for the retention period, not in flight).
-FINISHED_JOB_STATES = frozenset(
-    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT}
-)
+FINISHED_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT})
 
 _LEGAL: frozenset[tuple[int, int]] = frozenset(
     {

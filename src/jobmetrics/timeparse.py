@@ -23,7 +23,9 @@ _UNITS_US = {
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|min|m|h|d|w)\s*$")
 
 
-def parse_duration(value: str | int | float | _dt.timedelta | np.timedelta64, *, name: str = "duration") -> int:
+def parse_duration(
+    value: str | int | float | _dt.timedelta | np.timedelta64, *, name: str = "duration"
+) -> int:
     """Microseconds in ``value``: ``"250ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"``, a
     :class:`datetime.timedelta`, or a number of microseconds.
 

@@ -36,9 +36,9 @@ class RowBlock:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.endpoint, self.window, self.values]
+        arrays: list[npt.NDArray[np.integer]] = [self.endpoint, self.window, self.values]
         arrays += [*self.hist_row, *self.hist_index, *self.hist_count]
-        return sum(a.nbytes for a in arrays)
+        return sum(int(a.nbytes) for a in arrays)
 
     def select(self, mask: npt.NDArray[np.bool_]) -> RowBlock:
         """The rows where ``mask`` is true (histogram entries renumbered)."""

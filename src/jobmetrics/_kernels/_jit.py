@@ -21,4 +21,3 @@ _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"
 def kernel(func: Any) -> Any:
     """Compile ``func`` with the project's numba options."""
     return numba.njit(**_OPTIONS)(func)
-

@@ -6,7 +6,6 @@ progress in ``st`` so the caller can grow arrays and call again.
 
 from __future__ import annotations
 
-
 from ._jit import kernel
 from .layout import (
     C_COLD_START_FAILURES,
@@ -56,7 +55,7 @@ from .table import table_bits, table_delete
 
 
 @kernel
-def find_row(slot_of, rows, e, w):  # type: ignore[no-untyped-def]
+def find_row(slot_of, rows, e, w):
     """Row of (endpoint ``e``, window ``w``) or -1."""
     r = slot_of[e, w % RING]
     if r >= 0 and rows[r, R_W] == w:
@@ -65,7 +64,7 @@ def find_row(slot_of, rows, e, w):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def new_row(slot_of, rows, row_free, st, e, w):  # type: ignore[no-untyped-def]
+def new_row(slot_of, rows, row_free, st, e, w):
     """Take a zeroed row for (e, w) off the free stack; -1 when its ring slot is taken."""
     ring = w % RING
     if slot_of[e, ring] >= 0:
@@ -83,7 +82,7 @@ def new_row(slot_of, rows, row_free, st, e, w):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def row_for(slot_of, rows, row_free, st, e, w):  # type: ignore[no-untyped-def]
+def row_for(slot_of, rows, row_free, st, e, w):
     r = find_row(slot_of, rows, e, w)
     if r < 0:
         r = new_row(slot_of, rows, row_free, st, e, w)
@@ -91,7 +90,7 @@ def row_for(slot_of, rows, row_free, st, e, w):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def worker_level_change(epa, e, t, old, new):  # type: ignore[no-untyped-def]
+def worker_level_change(epa, e, t, old, new):
     """A worker of endpoint ``e`` moves from state ``old`` to ``new`` (0 or OFFLINE: none) at ``t``."""
     dt = t - epa[e, E_WLAST]
     if dt > 0:
@@ -108,7 +107,7 @@ def worker_level_change(epa, e, t, old, new):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _endpoint_active(epa, e):  # type: ignore[no-untyped-def]
+def _endpoint_active(epa, e):
     if epa[e, E_QUEUE] != 0 or epa[e, E_PROGRESS] != 0:
         return True
     for s in range(N_WORKER_GAUGES):
@@ -118,7 +117,7 @@ def _endpoint_active(epa, e):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def roll_to(w_target, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no-untyped-def]
+def roll_to(w_target, slot_of, rows, row_free, epa, st, cfg):
     """Advance the clock to window ``w_target``, closing each passed window's gauges: jobs in
     queue/in progress at its end, worker-µs per state and the most workers at once."""
     n_ep = cfg[CFG_N_ENDPOINTS]
@@ -155,7 +154,7 @@ def roll_to(w_target, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no
 
 
 @kernel
-def _sweep_jobs(boundary, jt, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no-untyped-def]
+def _sweep_jobs(boundary, jt, slot_of, rows, row_free, epa, st, cfg):
     """Evict lost in-flight jobs (expired, counted) and forget old finished ones."""
     cap = jt.shape[0]
     if st[ST_JOBS] == 0:
@@ -192,7 +191,7 @@ def _sweep_jobs(boundary, jt, slot_of, rows, row_free, epa, st, cfg):  # type: i
 
 
 @kernel
-def _sweep_workers(boundary, wt, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no-untyped-def]
+def _sweep_workers(boundary, wt, slot_of, rows, row_free, epa, st, cfg):
     """Workers silent for the worker TTL leave the pool at ``boundary`` (counted as lost)."""
     cap = wt.shape[0]
     if st[ST_WORKERS] == 0:
@@ -224,7 +223,7 @@ def _sweep_workers(boundary, wt, slot_of, rows, row_free, epa, st, cfg):  # type
 
 
 @kernel
-def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no-untyped-def]
+def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
     """Run the sweeps due by time ``t`` (boundary <= t) and roll the clock to ``t``'s window."""
     sweep = cfg[CFG_SWEEP]
     width = cfg[CFG_WIDTH]
@@ -254,7 +253,7 @@ def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[
 
 
 @kernel
-def advance_clock(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):  # type: ignore[no-untyped-def]
+def advance_clock(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
     """The watermark moved to ``t``: run the sweeps due and roll the clock to ``t``'s window."""
     if st[ST_CLOCK_W] == NO_TIME:
         return OK
@@ -262,10 +261,8 @@ def advance_clock(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):  # type: ig
 
 
 @kernel
-def worker_integral_now(epa, e, t, out):  # type: ignore[no-untyped-def]
+def worker_integral_now(epa, e, t, out):
     """Worker-µs per state in the clock's window up to ``t`` (for rows still open)."""
     dt = t - epa[e, E_WLAST]
     for s in range(N_WORKER_GAUGES):
         out[s] = epa[e, E_WINT + s] + (epa[e, E_WLEVEL + s] * dt if dt > 0 else 0)
-
-

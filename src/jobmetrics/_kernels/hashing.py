@@ -53,7 +53,7 @@ ZERO_KEY = 0x5BD1E9955BD1E995
 _ZERO = _U(ZERO_KEY)
 
 
-def _unaligned_load(bits: int):  # type: ignore[no-untyped-def]
+def _unaligned_load(bits: int):
     """An intrinsic ``load(uint8_array, index) -> uint64`` reading ``bits`` bits at any address.
 
     numba has no unaligned wide load; assembling the word byte by byte is 4x slower (LLVM does not
@@ -62,14 +62,14 @@ def _unaligned_load(bits: int):  # type: ignore[no-untyped-def]
     """
 
     @intrinsic  # type: ignore[misc]
-    def load(typingctx, arr, idx):  # type: ignore[no-untyped-def]
+    def load(typingctx, arr, idx):
         if not (isinstance(arr, types.Array) and arr.dtype == types.uint8):
             return None
         if not isinstance(idx, types.Integer):
             return None
         sig = types.uint64(arr, idx)
 
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):
             ary = context.make_array(signature.args[0])(context, builder, args[0])
             pos = context.cast(builder, args[1], signature.args[1], types.intp)
             ptr = builder.bitcast(builder.gep(ary.data, [pos]), ir.IntType(bits).as_pointer())
@@ -88,14 +88,14 @@ _load32 = _unaligned_load(32)
 
 
 @kernel
-def _round(h, w):  # type: ignore[no-untyped-def]
+def _round(h, w):
     h = h + w * _P2
     h = (h << _U(31)) | (h >> _U(33))
     return h * _P1
 
 
 @kernel
-def _finalise(x):  # type: ignore[no-untyped-def]
+def _finalise(x):
     x ^= x >> _U(30)
     x *= _S1
     x ^= x >> _U(27)
@@ -105,7 +105,7 @@ def _finalise(x):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _hash_range(data, start, end):  # type: ignore[no-untyped-def]
+def _hash_range(data, start, end):
     """Hash of ``data[start:end]`` as uint64 (may be 0)."""
     n = end - start
     h = _SEED ^ (_U(n) * _P1)
@@ -125,7 +125,7 @@ def _hash_range(data, start, end):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def hash_strings(offsets, data, valid, bit_offset, out):  # type: ignore[no-untyped-def]
+def hash_strings(offsets, data, valid, bit_offset, out):
     """Key of every string of an Arrow string/binary array into ``out`` (int64).
 
     ``offsets`` are the ``n + 1`` offsets of the array (already shifted by the array's offset),
@@ -149,7 +149,7 @@ def hash_strings(offsets, data, valid, bit_offset, out):  # type: ignore[no-unty
 
 
 @kernel
-def hash_ints(values, out):  # type: ignore[no-untyped-def]
+def hash_ints(values, out):
     """Key of every integer of ``values`` into ``out`` (int64): splitmix64's finaliser, a
     bijection, with 0 replaced by :data:`ZERO_KEY`."""
     for k in range(values.shape[0]):
@@ -161,7 +161,7 @@ def hash_ints(values, out):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _insert(table_keys, table_codes, h):  # type: ignore[no-untyped-def]
+def _insert(table_keys, table_codes, h):
     """Slot of ``h`` in an open-addressing table (its slot if present, else the empty one)."""
     mask = table_keys.shape[0] - 1
     j = np.int64(h & _U(mask))
@@ -171,7 +171,7 @@ def _insert(table_keys, table_codes, h):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def string_codes(offsets, data, valid, bit_offset):  # type: ignore[no-untyped-def]
+def string_codes(offsets, data, valid, bit_offset):
     """Dense codes of the distinct strings of an Arrow string array, by hash.
 
     Same buffer arguments as :func:`hash_strings`. Returns ``(codes, first)``: ``codes[k]`` (int32)
@@ -230,7 +230,7 @@ ISO_OK, ISO_NULL, ISO_BAD = 0, 1, 2
 
 
 @kernel
-def _digits(data, pos, width):  # type: ignore[no-untyped-def]
+def _digits(data, pos, width):
     """Value of ``width`` ASCII digits at ``pos``, or -1 if one is not a digit."""
     value = np.int64(0)
     for i in range(width):
@@ -242,12 +242,12 @@ def _digits(data, pos, width):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _is_space(c):  # type: ignore[no-untyped-def]
+def _is_space(c):
     return c == 32 or (9 <= c <= 13)
 
 
 @kernel
-def _iso_one(data, s, e):  # type: ignore[no-untyped-def]
+def _iso_one(data, s, e):
     """Microseconds of ``data[s:e]`` as ISO-8601, and whether it parsed.
 
     Grammar: ``YYYY-MM-DD`` optionally followed by ``T``/``t``/space and ``HH[:MM[:SS[(.|,)f+]]]``
@@ -347,7 +347,7 @@ def _iso_one(data, s, e):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def parse_iso(offsets, data, valid, bit_offset, out, status):  # type: ignore[no-untyped-def]
+def parse_iso(offsets, data, valid, bit_offset, out, status):
     """ISO-8601 strings of an Arrow string array -> int64 microseconds since the epoch (UTC).
 
     Same buffer arguments as :func:`hash_strings`. Writes ``out`` and ``status`` (``ISO_OK``,

@@ -27,7 +27,7 @@ __all__ = [
 
 
 @kernel
-def counts_index(value, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def counts_index(value, unit_magnitude, half_magnitude):
     """Index in the counts array of a non-negative ``value`` (may be >= the array length)."""
     sub_mag = half_magnitude + 1
     mask = np.int64(((1 << sub_mag) - 1) << unit_magnitude)
@@ -38,7 +38,7 @@ def counts_index(value, unit_magnitude, half_magnitude):  # type: ignore[no-unty
 
 
 @kernel
-def value_from_index(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def value_from_index(index, unit_magnitude, half_magnitude):
     """Lowest value that maps to counts ``index``."""
     half = np.int64(1) << half_magnitude
     bucket = (np.int64(index) >> half_magnitude) - 1
@@ -50,7 +50,7 @@ def value_from_index(index, unit_magnitude, half_magnitude):  # type: ignore[no-
 
 
 @kernel
-def _range_size(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def _range_size(index, unit_magnitude, half_magnitude):
     bucket = (np.int64(index) >> half_magnitude) - 1
     if bucket < 0:
         bucket = 0
@@ -58,13 +58,13 @@ def _range_size(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyp
 
 
 @kernel
-def lowest_equivalent(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def lowest_equivalent(index, unit_magnitude, half_magnitude):
     """Lowest value of the bucket at ``index``."""
     return value_from_index(index, unit_magnitude, half_magnitude)
 
 
 @kernel
-def highest_equivalent(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def highest_equivalent(index, unit_magnitude, half_magnitude):
     """Highest value of the bucket at ``index``."""
     return (
         value_from_index(index, unit_magnitude, half_magnitude)
@@ -74,7 +74,7 @@ def highest_equivalent(index, unit_magnitude, half_magnitude):  # type: ignore[n
 
 
 @kernel
-def median_equivalent(index, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def median_equivalent(index, unit_magnitude, half_magnitude):
     """Middle value of the bucket at ``index`` (HdrHistogram's ``medianEquivalentValue``)."""
     return value_from_index(index, unit_magnitude, half_magnitude) + (
         _range_size(index, unit_magnitude, half_magnitude) >> 1
@@ -82,7 +82,7 @@ def median_equivalent(index, unit_magnitude, half_magnitude):  # type: ignore[no
 
 
 @kernel
-def record_values(counts, values, unit_magnitude, half_magnitude, clamp_to):  # type: ignore[no-untyped-def]
+def record_values(counts, values, unit_magnitude, half_magnitude, clamp_to):
     """Add one count per value. Return ``(first_bad_position, n_clamped)``.
 
     A value outside ``[0, counts_len)`` in index space stops the kernel and its position is
@@ -111,7 +111,7 @@ def record_values(counts, values, unit_magnitude, half_magnitude, clamp_to):  # 
 
 
 @kernel
-def record_weighted(counts, values, weights, unit_magnitude, half_magnitude, clamp_to):  # type: ignore[no-untyped-def]
+def record_weighted(counts, values, weights, unit_magnitude, half_magnitude, clamp_to):
     """Like :func:`record_values` with ``weights[i]`` counts for ``values[i]``.
 
     A negative weight is reported like a bad value (its position returned, nothing after it recorded).
@@ -135,7 +135,7 @@ def record_weighted(counts, values, weights, unit_magnitude, half_magnitude, cla
 
 
 @kernel
-def record_corrected(counts, values, expected_interval, unit_magnitude, half_magnitude, clamp_to):  # type: ignore[no-untyped-def]
+def record_corrected(counts, values, expected_interval, unit_magnitude, half_magnitude, clamp_to):
     """Record values with coordinated-omission back-fill (Java/C semantics).
 
     For each value ``v > expected_interval`` the values ``v - k*expected_interval`` for k >= 1 are also

@@ -13,7 +13,7 @@ __all__ = ["extreme_indices", "mean_stddev", "values_at_quantiles"]
 
 
 @kernel
-def extreme_indices(counts):  # type: ignore[no-untyped-def]
+def extreme_indices(counts):
     """``(first, last)`` index with a non-zero count, or ``(-1, -1)`` when empty."""
     first = -1
     for i in range(counts.shape[0]):
@@ -31,7 +31,7 @@ def extreme_indices(counts):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def values_at_quantiles(counts, total, quantiles, ceil_rank, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def values_at_quantiles(counts, total, quantiles, ceil_rank, unit_magnitude, half_magnitude):
     """Value at each quantile in one walk over the counts.
 
     Rank rules (``total`` counts, quantile ``q`` in [0, 1]):
@@ -75,7 +75,7 @@ def values_at_quantiles(counts, total, quantiles, ceil_rank, unit_magnitude, hal
 
 
 @kernel
-def mean_stddev(counts, unit_magnitude, half_magnitude):  # type: ignore[no-untyped-def]
+def mean_stddev(counts, unit_magnitude, half_magnitude):
     """Mean and population standard deviation using each bucket's median equivalent value."""
     total = 0.0
     acc = 0.0

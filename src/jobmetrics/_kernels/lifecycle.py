@@ -22,6 +22,7 @@ from ._intrinsics import prefetch_row
 from ._jit import kernel
 from .clock import catch_up, row_for, worker_level_change
 from .layout import (
+    C_CLAMPED,
     C_COLD_START_FAILURES,
     C_COLD_STARTS,
     C_COMPLETED,
@@ -31,7 +32,6 @@ from .layout import (
     C_ORPHANS,
     C_REQUESTS,
     C_RETRIED,
-    C_CLAMPED,
     C_WEBHOOK_FAILED,
     C_WEBHOOK_REQUESTS,
     C_WEBHOOK_SUCCEEDED,
@@ -90,8 +90,9 @@ from .table import GOLDEN, entity_key, table_bits, table_delete, table_find
 
 __all__ = ["apply_events", "best_group_order"]
 
+
 @kernel
-def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):  # type: ignore[no-untyped-def]
+def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):
     """Count ``value`` (µs, clamped to [0, highest]) in metric ``m`` of row ``r``; True if clamped."""
     p = rows[r, R_HIST + m]
     if p < 0:
@@ -114,7 +115,7 @@ def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):  # t
 
 
 @kernel
-def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg):  # type: ignore[no-untyped-def]
+def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg):
     """A worker event: state machine, cold starts and the worker gauges of endpoint ``e``."""
     bits = table_bits(wt.shape[0])
     s = table_find(wt, wkey, bits)
@@ -137,7 +138,18 @@ def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg)
     if init >= 0:
         if s_new == W_IDLE or s_new == W_RUNNING:
             rows[r, R_CNT + C_COLD_STARTS] += 1
-            if _hist_add(pool, pool_free, rows, st, r, M_COLD_START, t - init, cfg[CFG_UNIT], cfg[CFG_HALF], cfg[CFG_HIGHEST]):
+            if _hist_add(
+                pool,
+                pool_free,
+                rows,
+                st,
+                r,
+                M_COLD_START,
+                t - init,
+                cfg[CFG_UNIT],
+                cfg[CFG_HALF],
+                cfg[CFG_HIGHEST],
+            ):
                 rows[r, R_CNT + C_CLAMPED] += 1
             wt[s, W_INIT] = -1
         elif s_new == W_UNHEALTHY or s_new == W_OFFLINE:
@@ -155,7 +167,7 @@ def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg)
 
 
 @kernel
-def _step(s, x, adopt):  # type: ignore[no-untyped-def]
+def _step(s, x, adopt):
     """(new state, 1 if legal) when a job in ``s`` (0 = unknown) receives state ``x``."""
     if s == 0:
         if x == IN_QUEUE:
@@ -167,7 +179,7 @@ def _step(s, x, adopt):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def best_group_order(states, cur, adopt):  # type: ignore[no-untyped-def]
+def best_group_order(states, cur, adopt):
     """Positions into ``states`` (one job's events at one timestamp, sorted by state) in the order
     that makes the most transitions legal from ``cur``; among equally good orders the first in
     state order. A depth-first search over distinct orders, pruned by the best score found."""
@@ -221,7 +233,7 @@ def best_group_order(states, cur, adopt):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):  # type: ignore[no-untyped-def]
+def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
     """Rearrange events ``[a, b)`` (one timestamp) in place: other events first, then each job's
     events together in the order that makes the most of its transitions legal."""
     length = b - a
@@ -263,7 +275,29 @@ def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):  #
 
 
 @kernel
-def apply_events(ts, kind, ep, job, state, worker, status_code, start, jt, wt, slot_of, rows, row_free, epa, pool, pool_free, invalid_pairs, st, cfg, scratch_key, scratch_gen):  # type: ignore[no-untyped-def]
+def apply_events(
+    ts,
+    kind,
+    ep,
+    job,
+    state,
+    worker,
+    status_code,
+    start,
+    jt,
+    wt,
+    slot_of,
+    rows,
+    row_free,
+    epa,
+    pool,
+    pool_free,
+    invalid_pairs,
+    st,
+    cfg,
+    scratch_key,
+    scratch_gen,
+):
     """Apply events ``start..n-1`` (sorted by time, ties in state order); return (status, position)."""
     n = ts.shape[0]
     width = cfg[CFG_WIDTH]
@@ -286,7 +320,10 @@ def apply_events(ts, kind, ep, job, state, worker, status_code, start, jt, wt, s
     while i < n:
         ahead = i + PREFETCH_DISTANCE
         if ahead < n and kind[ahead] == KIND_JOB:
-            prefetch_row(jt, np.int64((np.uint64(entity_key(job[ahead], ep[ahead])) * GOLDEN) >> np.uint64(64 - bits)))
+            prefetch_row(
+                jt,
+                np.int64((np.uint64(entity_key(job[ahead], ep[ahead])) * GOLDEN) >> np.uint64(64 - bits)),
+            )
         t = ts[i]
         w = t // width
         if t >= st[ST_NEXT_SWEEP] or w != st[ST_CLOCK_W]:
@@ -408,7 +445,20 @@ def apply_events(ts, kind, ep, job, state, worker, status_code, start, jt, wt, s
                 bucket = hbase - leading_zeros(duration | hmask)
                 pool[p, ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count] += 1
         elif kd == KIND_WORKER:
-            _apply_worker(t, e, entity_key(worker[i], e), np.int64(state[i]), wt, rows, r, epa, pool, pool_free, st, cfg)
+            _apply_worker(
+                t,
+                e,
+                entity_key(worker[i], e),
+                np.int64(state[i]),
+                wt,
+                rows,
+                r,
+                epa,
+                pool,
+                pool_free,
+                st,
+                cfg,
+            )
         elif kd == KIND_WEBHOOK:
             rows[r, R_CNT + C_WEBHOOK_REQUESTS] += 1
             code = status_code[i]

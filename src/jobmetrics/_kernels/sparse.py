@@ -14,7 +14,7 @@ __all__ = ["row_stats"]
 
 
 @kernel
-def row_stats(row, idx, cnt, n_rows, quantiles, ceil_rank, unit, half):  # type: ignore[no-untyped-def]
+def row_stats(row, idx, cnt, n_rows, quantiles, ceil_rank, unit, half):
     """Per-row total, values at ``quantiles``, min, max (ints) and mean (float).
 
     Entries must be sorted by (row, idx) with no repeats. Quantile semantics are those of

@@ -8,19 +8,27 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from ._jit import kernel
 
-__all__ = ["entity_key", "home_slot", "table_bits", "table_delete", "table_find", "table_insert_row", "table_rehash"]
+__all__ = [
+    "entity_key",
+    "home_slot",
+    "table_bits",
+    "table_delete",
+    "table_find",
+    "table_insert_row",
+    "table_rehash",
+]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @kernel
-def table_bits(capacity):  # type: ignore[no-untyped-def]
+def table_bits(capacity):
     """log2 of a power-of-two capacity."""
     return 63 - leading_zeros(np.int64(capacity))
 
 
 @kernel
-def entity_key(key, endpoint):  # type: ignore[no-untyped-def]
+def entity_key(key, endpoint):
     """Table key of (endpoint, id key): a job or worker is identified by both; never 0."""
     k = np.uint64(key) ^ (np.uint64(endpoint + 1) * np.uint64(0xD6E8FEB86659FD93))
     k ^= k >> np.uint64(32)
@@ -31,12 +39,12 @@ def entity_key(key, endpoint):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def home_slot(key, bits):  # type: ignore[no-untyped-def]
+def home_slot(key, bits):
     return np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - bits))
 
 
 @kernel
-def table_find(table, key, bits):  # type: ignore[no-untyped-def]
+def table_find(table, key, bits):
     """Slot holding ``key``, or the empty slot where it would go."""
     mask = table.shape[0] - 1
     s = home_slot(key, bits)
@@ -48,7 +56,7 @@ def table_find(table, key, bits):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def table_insert_row(table, row):  # type: ignore[no-untyped-def]
+def table_insert_row(table, row):
     """Insert a whole record (``row[0]`` is the key) into a table without it."""
     bits = table_bits(table.shape[0])
     s = table_find(table, row[0], bits)
@@ -56,7 +64,7 @@ def table_insert_row(table, row):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def table_delete(table, s, bits):  # type: ignore[no-untyped-def]
+def table_delete(table, s, bits):
     """Empty slot ``s``, shifting later entries of its probe chain back into the hole."""
     mask = table.shape[0] - 1
     hole = s
@@ -79,7 +87,7 @@ def table_delete(table, s, bits):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def table_rehash(old, new):  # type: ignore[no-untyped-def]
+def table_rehash(old, new):
     """Move every entry of ``old`` into the empty power-of-two table ``new``."""
     for s in range(old.shape[0]):
         if old[s, 0] != 0:

@@ -40,7 +40,7 @@ SCAN_INDEX_TOO_LARGE = 2
 
 
 @kernel
-def _read_zigzag(buf, pos, end):  # type: ignore[no-untyped-def]
+def _read_zigzag(buf, pos, end):
     """Read one ZigZag LEB128-64b9B varint at ``pos``: ``(value, next_pos)``, ``next_pos = -1``
     when the varint is cut by ``end``."""
     value = np.uint64(0)
@@ -65,7 +65,7 @@ def _read_zigzag(buf, pos, end):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def scan_counts(buf, start, end, max_len):  # type: ignore[no-untyped-def]
+def scan_counts(buf, start, end, max_len):
     """Validate the payload ``buf[start:end]`` without writing anything.
 
     Returns ``(status, position, needed_len, n_values)``: ``status`` is one of ``SCAN_*``,
@@ -98,7 +98,7 @@ def scan_counts(buf, start, end, max_len):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def fill_counts(buf, start, end, out):  # type: ignore[no-untyped-def]
+def fill_counts(buf, start, end, out):
     """Write the counts of a payload that :func:`scan_counts` accepted into zeroed ``out``.
 
     Returns the number of non-zero counts written. Indices at or past ``out``'s length are skipped
@@ -124,7 +124,7 @@ def fill_counts(buf, start, end, out):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def checked_total(counts):  # type: ignore[no-untyped-def]
+def checked_total(counts):
     """Exact sum of non-negative int64 ``counts``: ``(total, overflowed)``.
 
     ``overflowed`` is True when the true sum exceeds ``2**63 - 1``; ``total`` is then the int64
@@ -141,7 +141,7 @@ def checked_total(counts):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _put_zigzag(out, pos, z, dry):  # type: ignore[no-untyped-def]
+def _put_zigzag(out, pos, z, dry):
     """Write the already ZigZag-mapped ``z`` (uint64) at ``pos``; return the next position.
 
     With ``dry`` nothing is written (the caller only measures).
@@ -161,19 +161,19 @@ def _put_zigzag(out, pos, z, dry):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _zigzag_count(count):  # type: ignore[no-untyped-def]
+def _zigzag_count(count):
     """ZigZag of a count ``>= 0``: ``2 * count``."""
     return np.uint64(count) << np.uint64(1)
 
 
 @kernel
-def _zigzag_run(run):  # type: ignore[no-untyped-def]
+def _zigzag_run(run):
     """ZigZag of ``-run`` for a zero run ``>= 1``: ``2 * run - 1``."""
     return (np.uint64(run) << np.uint64(1)) - np.uint64(1)
 
 
 @kernel
-def encode_dense(counts, out, dry):  # type: ignore[no-untyped-def]
+def encode_dense(counts, out, dry):
     """Encode dense non-negative ``counts`` as Java does; return the payload length in bytes.
 
     Call with ``dry=True`` (``out`` may be empty) to measure, then with an ``out`` of that size.
@@ -201,7 +201,7 @@ def encode_dense(counts, out, dry):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def encode_sparse(indices, counts, out, dry):  # type: ignore[no-untyped-def]
+def encode_sparse(indices, counts, out, dry):
     """Encode ``counts[k]`` at strictly increasing ``indices[k]``; zero counts are skipped.
 
     Produces exactly the bytes :func:`encode_dense` gives for the equivalent dense array. Returns
