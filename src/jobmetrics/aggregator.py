@@ -17,6 +17,8 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from ._kernels import layout as L
+from ._kernels.hdr_query import values_at_quantiles
+from ._kernels.sparse import window_range_sum
 from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
 from .geometry import Geometry
@@ -24,7 +26,7 @@ from .histogram import HdrHistogram
 from .snapshot import SnapshotSpec, quantile_label, to_table
 from .states import JobState, Kind
 from .timeparse import parse_duration, to_epoch_us
-from .windows import RowBlock
+from .windows import BLOCK, EndpointRows, RowBlock
 
 __all__ = ["METRICS", "Aggregator"]
 
@@ -66,8 +68,13 @@ class Aggregator:
         does (see docs/lifecycle.md).
     significant_figures, highest:
         Precision (default 2) and range (default ``"7d"``) of the duration histograms, in µs.
+    history:
+        How long closed windows stay in memory (e.g. ``"24h"``); older ones are dropped, so a
+        long-running server's memory stays bounded. ``None`` (default) keeps every window.
     staging_size:
         Events :meth:`record` buffers before they go through the kernel.
+    job_capacity:
+        Expected jobs in memory at once: sizes the job table up front (it grows when needed).
 
     Examples
     --------
@@ -94,6 +101,7 @@ class Aggregator:
         orphans: Literal["adopt", "drop"] = "adopt",
         significant_figures: int = 2,
         highest: str | int = "7d",
+        history: str | int | None = None,
         staging_size: int = 4096,
         job_capacity: int = 1024,
     ) -> None:
@@ -120,8 +128,11 @@ class Aggregator:
             "window": window, "quantiles": qs, "allowed_lateness": allowed_lateness,
             "job_ttl": job_ttl, "retention": retention, "sweep_interval": sweep_interval,
             "worker_ttl": worker_ttl, "orphans": orphans, "significant_figures": significant_figures,
-            "highest": highest,
+            "highest": highest, "history": history,
         }  # fmt: skip
+        self._history_windows: int | None = None
+        if history is not None:
+            self._history_windows = max(1, -(-parse_duration(history, name="history") // width))
         self._engine = Engine(
             EngineConfig(
                 width=width,
@@ -147,6 +158,9 @@ class Aggregator:
         self._staging_size = staging_size
         self._stage: list[tuple[Any, ...]] = []
         self._lock = threading.RLock()
+        self._scratch = np.zeros(self.geometry.counts_len, dtype=np.int64)
+        self._quantile_array = np.asarray(qs, dtype=np.float64)
+        self._empty_store = EndpointRows(L.R_HIST - L.R_CNT, L.N_METRICS)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
@@ -250,6 +264,12 @@ class Aggregator:
             self._pending = pending.take(np.arange(split, len(pending)))
         self._watermark = max(self._watermark, watermark)
         self._engine.advance(self._watermark)
+        self._forget_old_windows()
+
+    def _forget_old_windows(self) -> None:
+        clock = self._engine.clock_window
+        if self._history_windows is not None and clock is not None:
+            self._engine.closed.drop_before(clock - self._history_windows + 1)
 
     def flush(self) -> None:
         """Apply every held event (end of input); the watermark moves to the latest event time."""
@@ -263,6 +283,7 @@ class Aggregator:
                 self._pending = EventBatch.empty()
             self._watermark = max(self._watermark, self._max_ts)
             self._engine.advance(self._watermark)
+            self._forget_old_windows()
 
     def advance(self, now: Any = None) -> None:
         """Move the watermark by processing time to ``now - allowed_lateness`` (``now`` defaults to
@@ -325,37 +346,96 @@ class Aggregator:
     def totals(self, endpoint: str) -> dict[str, int]:
         """Every counter of ``endpoint`` summed over all windows held, with the current
         ``in_queue``/``in_progress``."""
-        rows = self._rows()
         code = self._endpoint_code(endpoint)
-        sums = np.zeros(len(COUNTERS), dtype=np.int64)
-        if len(rows):
-            sums += rows.values[rows.endpoint == code, : len(COUNTERS)].sum(axis=0)
-        out = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
-        out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
-        out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
+        with self._lock:
+            self._drain_stage()
+            sums = self._sum_values(code, *self._span(None))
+            out = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
+            out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
+            out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         return out
 
     def histogram(self, endpoint: str, metric: str, *, last: str | int | None = None) -> HdrHistogram:
-        """The ``metric`` histogram of ``endpoint`` (values in µs), over all windows held or the
-        ``last`` duration of windows up to the current one."""
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        rows = self._rows()
+        """The ``metric`` histogram of ``endpoint`` (values in µs): over every window held, or the
+        windows of the ``last`` duration up to and including the current one."""
+        m = self._metric_index(metric)
         code = self._endpoint_code(endpoint)
-        mask = self._window_mask(rows, last) & (rows.endpoint == code)
-        counts = rows.dense_histogram(METRICS.index(metric), self.geometry.counts_len, mask)
+        counts = np.zeros(self.geometry.counts_len, dtype=np.int64)
+        with self._lock:
+            self._drain_stage()
+            self._sum_histogram(code, m, *self._span(last), counts)
         g = self.geometry
         return HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
 
-    def _window_mask(self, rows: RowBlock, last: str | int | None) -> npt.NDArray[np.bool_]:
-        if last is None:
-            return np.ones(len(rows), dtype=bool)
-        span = parse_duration(last, name="last")
-        n = max(1, -(-span // self.width))
+    def percentiles(
+        self,
+        endpoint: str,
+        metric: str,
+        *,
+        last: str | int | None = "5m",
+        quantiles: Sequence[float] | None = None,
+    ) -> list[float] | None:
+        """Percentiles of ``metric`` for ``endpoint`` over the ``last`` duration, in milliseconds
+        (the configured quantiles unless given); None when nothing was recorded.
+
+        The fast path of a live query: one kernel sums the windows' sparse histograms and walks
+        the result, without building a snapshot.
+        """
+        m = self._metric_index(metric)
+        code = self._endpoint_code(endpoint)
+        qs = self._quantile_array if quantiles is None else np.asarray(quantiles, dtype=np.float64)
+        with self._lock:
+            self._drain_stage()
+            total = self._sum_histogram(code, m, *self._span(last), self._scratch)
+            if total == 0:
+                return None
+            g = self.geometry
+            values = values_at_quantiles(self._scratch, total, qs, True, g.unit_magnitude, g.half_magnitude)
+        return [v / 1000.0 for v in values.tolist()]
+
+    def _metric_index(self, metric: str) -> int:
+        try:
+            return METRICS.index(metric)
+        except ValueError:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}") from None
+
+    def _span(self, last: str | int | None) -> tuple[int, int]:
+        """Window range ``[lo, hi)`` of a query over the ``last`` duration (all windows if None)."""
         clock = self._engine.clock_window
         if clock is None:
-            return np.zeros(len(rows), dtype=bool)
-        return (rows.window > clock - n) & (rows.window <= clock)
+            return 0, 0
+        if last is None:
+            return _NO_TIME, clock + 1
+        n = max(1, -(-parse_duration(last, name="last") // self.width))
+        return clock - n + 1, clock + 1
+
+    def _sum_histogram(self, code: int, m: int, lo: int, hi: int, out: npt.NDArray[np.int64]) -> int:
+        """Fill ``out`` with the sum of metric ``m``'s histograms of ``code`` over windows in
+        [lo, hi) (closed rows and the open one); return the total count."""
+        store = self._engine.closed.endpoints.get(code)
+        extra = self._engine.open_histogram(code, m, lo, hi)
+        if store is None:
+            store = self._empty_store
+        h, b = store.hist, store.block_hist
+        total = window_range_sum(
+            store.window.view, h.ptr[m].view, h.index[m].view, h.count[m].view,
+            store.block.view, b.ptr[m].view, b.index[m].view, b.count[m].view,
+            BLOCK, store.block_floor, store.sealed_upto, lo, hi, extra, out,
+        )  # fmt: skip
+        return int(total)
+
+    def _sum_values(self, code: int, lo: int, hi: int) -> npt.NDArray[np.int64]:
+        """Sum of the row values (counters, …) of ``code`` over windows in [lo, hi)."""
+        out = np.zeros(L.R_HIST - L.R_CNT, dtype=np.int64)
+        store = self._engine.closed.endpoints.get(code)
+        if store is not None:
+            w = store.window.view
+            a, b = np.searchsorted(w, lo), np.searchsorted(w, hi)
+            out += store.values.view[a:b].sum(axis=0)
+        r = self._engine.open_row(code)
+        if r >= 0 and lo <= int(self._engine.rows[r, L.R_W]) < hi:
+            out += self._engine.rows[r, L.R_CNT : L.R_HIST]
+        return out
 
     def snapshot(self) -> pa.Table:
         """Every window row held — closed (``final``) and open — as the SPEC §4 Arrow table.
@@ -373,25 +453,28 @@ class Aggregator:
         )
 
     def metrics(self, endpoint: str, *, last: str | int | None = None) -> dict[str, Any]:
-        """The metrics of ``endpoint`` as a plain dict: counters, and for each duration metric its
-        count and percentiles in milliseconds (None when nothing was recorded)."""
-        rows = self._rows()
+        """The §3 figures of ``endpoint`` as a plain dict, over every window held or the ``last``
+        duration: counters, jobs in queue/in progress now, and per duration metric its count and
+        percentiles in milliseconds (None when nothing was recorded)."""
         code = self._endpoint_code(endpoint)
-        mask = self._window_mask(rows, last) & (rows.endpoint == code)
-        sums = np.zeros(len(COUNTERS), dtype=np.int64)
-        if mask.any():
-            sums += rows.values[mask, : len(COUNTERS)].sum(axis=0)
-        out: dict[str, Any] = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
-        out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
-        out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         g = self.geometry
-        for m, name in enumerate(METRICS):
-            counts = rows.dense_histogram(m, g.counts_len, mask)
-            h = HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
-            out[f"{name}_count"] = h.total_count
-            values = h.values_at_quantiles(self.quantiles) if h.total_count else None
-            for i, q in enumerate(self.quantiles):
-                out[f"{name}_{quantile_label(q)}_ms"] = None if values is None else float(values[i]) / 1000.0
+        with self._lock:
+            self._drain_stage()
+            lo, hi = self._span(last)
+            sums = self._sum_values(code, lo, hi)
+            out: dict[str, Any] = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
+            out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
+            out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
+            for m, name in enumerate(METRICS):
+                total = self._sum_histogram(code, m, lo, hi, self._scratch)
+                out[f"{name}_count"] = total
+                values = None
+                if total:
+                    values = values_at_quantiles(
+                        self._scratch, total, self._quantile_array, True, g.unit_magnitude, g.half_magnitude
+                    ).tolist()
+                for i, q in enumerate(self.quantiles):
+                    out[f"{name}_{quantile_label(q)}_ms"] = None if values is None else values[i] / 1000.0
         return out
 
 

@@ -66,7 +66,7 @@ class Engine:
         self.st[L.ST_NEXT_SWEEP] = L.NO_TIME
         self.scratch_key = np.zeros(4096, dtype=np.int64)
         self.scratch_gen = np.zeros(4096, dtype=np.int64)
-        self.closed = ClosedRows(config.counts_len)
+        self.closed = ClosedRows(config.counts_len, L.R_HIST - L.R_CNT, L.N_METRICS)
         self._grow_rows(64)
         self._grow_pool(64)
 
@@ -187,7 +187,7 @@ class Engine:
         rows = np.flatnonzero(live & (self.rows[:, L.R_W] < clock))
         if rows.size == 0:
             return 0
-        self.closed.append(self._take_rows(rows, self.rows[rows]))
+        self.closed.append(self._take_rows(rows, self.rows[rows]), clock)
         self._free_rows(rows)
         return int(rows.size)
 
@@ -247,6 +247,22 @@ class Engine:
             values[:, L.R_WMAX : L.R_WMAX + g] = self.epa[eps, L.E_WMAX : L.E_WMAX + g]
         return self._take_rows(rows, values)
 
+    def open_row(self, code: int) -> int:
+        """Row of endpoint ``code`` in the clock's window, or -1."""
+        clock = int(self.st[L.ST_CLOCK_W])
+        if clock == L.NO_TIME or code >= self.slot_of.shape[0]:
+            return -1
+        r = int(self.slot_of[code, clock % L.RING])
+        return r if r >= 0 and self.rows[r, L.R_W] == clock else -1
+
+    def open_histogram(self, code: int, metric: int, lo: int, hi: int) -> I64:
+        """Dense counts of ``metric`` in the open row of ``code`` if its window is in [lo, hi)."""
+        r = self.open_row(code)
+        if r < 0 or not lo <= int(self.rows[r, L.R_W]) < hi:
+            return _EMPTY
+        p = int(self.rows[r, L.R_HIST + metric])
+        return self.pool[p] if p >= 0 else _EMPTY
+
     # ------------------------------------------------------------------ introspection
     @property
     def jobs_in_memory(self) -> int:
@@ -265,6 +281,9 @@ class Engine:
             "histogram_pool": self.pool.nbytes + self.pool_free.nbytes,
             "closed_rows": self.closed.nbytes,
         }
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def _grown_stack(stack: npt.NDArray[np.int32], top: int, old: int, new: int) -> npt.NDArray[np.int32]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 
 import numpy as np
@@ -21,6 +22,12 @@ _UNITS_US = {
     "w": 7 * 86_400_000_000,
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|min|m|h|d|w)\s*$")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(value: str) -> int | None:
+    m = _DURATION.match(value)
+    return None if m is None else round(float(m.group(1)) * _UNITS_US[m.group(2)])
 
 
 def parse_duration(
@@ -42,12 +49,12 @@ def parse_duration(
     elif isinstance(value, float):
         us = round(value)
     elif isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
+        parsed = _parse_text(value)
+        if parsed is None:
             raise ValueError(
                 f"{name} must be a duration like '250ms', '60s', '5m', '1h' or '1d', got {value!r}"
             )
-        us = round(float(m.group(1)) * _UNITS_US[m.group(2)])
+        us = parsed
     else:
         raise TypeError(f"{name} must be a duration such as '60s', got {value!r}")
     if us < 0:

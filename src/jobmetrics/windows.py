@@ -10,11 +10,12 @@ sliding queries and totals all merge blocks by addition.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ClosedRows", "RowBlock"]
+__all__ = ["ClosedRows", "EndpointRows", "RowBlock"]
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -87,49 +88,228 @@ class RowBlock:
             tuple(rows), tuple(idx), tuple(cnt),
         )  # fmt: skip
 
-    def dense_histogram(self, metric: int, counts_len: int, mask: npt.NDArray[np.bool_] | None = None) -> I64:
-        """Sum of metric ``metric``'s histograms over the rows (or the rows where ``mask``)."""
-        out = np.zeros(counts_len, dtype=np.int64)
-        r, i, c = self.hist_row[metric], self.hist_index[metric], self.hist_count[metric]
-        if mask is not None:
-            sel = mask[r]
-            i, c = i[sel], c[sel]
-        np.add.at(out, i, c)
-        return out
 
+class _Growable:
+    """An append-only numpy buffer with amortised doubling."""
 
-class ClosedRows:
-    """Append-only store of closed window rows, kept as a list of blocks compacted on demand."""
+    def __init__(self, dtype: type[np.generic], width: int = 0) -> None:
+        self.width = width
+        shape = (16, width) if width else (16,)
+        self._data: npt.NDArray[Any] = np.zeros(shape, dtype=dtype)
+        self.size = 0
 
-    def __init__(self, counts_len: int, n_metrics: int = 3) -> None:
-        self.counts_len = counts_len
-        self.n_metrics = n_metrics
-        self._blocks: list[RowBlock] = []
+    def extend(self, values: npt.NDArray[Any]) -> None:
+        need = self.size + values.shape[0]
+        if need > self._data.shape[0]:
+            cap = max(need, 2 * self._data.shape[0])
+            grown = np.zeros((cap, *self._data.shape[1:]), dtype=self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = values
+        self.size = need
 
-    def append(self, block: RowBlock) -> None:
-        if len(block):
-            self._blocks.append(block)
-            if len(self._blocks) > 64:
-                self._blocks = [RowBlock.concat(self._blocks, self.n_metrics)]
+    @property
+    def view(self) -> npt.NDArray[Any]:
+        return self._data[: self.size]
 
-    def all(self) -> RowBlock:
-        """Every closed row as one block."""
-        block = RowBlock.concat(self._blocks, self.n_metrics)
-        self._blocks = [block] if len(block) else []
-        return block
-
-    def drop_before(self, window: int) -> int:
-        """Forget rows of windows before ``window``; return how many were dropped."""
-        block = self.all()
-        keep = block.window >= window
-        dropped = int((~keep).sum())
-        if dropped:
-            self._blocks = [block.select(keep)] if keep.any() else []
-        return dropped
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._blocks)
+    def drop_front(self, n: int) -> None:
+        if n:
+            self._data[: self.size - n] = self._data[n : self.size].copy()
+            self.size -= n
 
     @property
     def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._blocks)
+        return int(self._data.nbytes)
+
+
+#: Windows per pre-merged block of a sliding query (see :class:`EndpointRows`).
+BLOCK = 8
+
+
+class _CSR:
+    """Rows of sparse histograms, one CSR per metric: ``ptr[m]`` offsets into ``index[m]``/``count[m]``."""
+
+    def __init__(self, n_metrics: int) -> None:
+        self.ptr = [_Growable(np.int64) for _ in range(n_metrics)]
+        self.index = [_Growable(np.int32) for _ in range(n_metrics)]
+        self.count = [_Growable(np.int64) for _ in range(n_metrics)]
+        for p in self.ptr:
+            p.extend(np.zeros(1, dtype=np.int64))
+
+    def append(
+        self,
+        m: int,
+        row: npt.NDArray[np.int64],
+        idx: npt.NDArray[Any],
+        cnt: npt.NDArray[np.int64],
+        n_rows: int,
+    ) -> None:
+        """Append ``n_rows`` rows of metric ``m`` given as entries (local row, index, count) sorted by row."""
+        self.index[m].extend(idx)
+        self.count[m].extend(cnt)
+        per_row = np.bincount(row, minlength=n_rows)
+        self.ptr[m].extend(self.ptr[m].view[-1] + np.cumsum(per_row))
+
+    def drop_front(self, n: int) -> None:
+        for m in range(len(self.ptr)):
+            cut = int(self.ptr[m].view[n])
+            self.index[m].drop_front(cut)
+            self.count[m].drop_front(cut)
+            self.ptr[m].drop_front(n)
+            self.ptr[m].view[:] -= cut
+
+    @property
+    def nbytes(self) -> int:
+        return sum(g.nbytes for g in (*self.ptr, *self.index, *self.count))
+
+
+class EndpointRows:
+    """Closed rows of one endpoint in window order: their values and CSR histograms.
+
+    For sliding queries the histograms of every aligned block of :data:`BLOCK` windows are also
+    kept pre-merged once the block is closed, so a query over ``n`` windows adds about
+    ``n / BLOCK + 2 * BLOCK`` sparse histograms instead of ``n``.
+    """
+
+    def __init__(self, n_values: int, n_metrics: int) -> None:
+        self.window = _Growable(np.int64)
+        self.values = _Growable(np.int64, n_values)
+        self.hist = _CSR(n_metrics)
+        self.block = _Growable(np.int64)  # block numbers (window // BLOCK) with pre-merged histograms
+        self.block_hist = _CSR(n_metrics)
+        self.sealed_upto = np.iinfo(np.int64).min  # blocks below this number are merged (or empty)
+        self.block_floor = np.iinfo(np.int64).min  # blocks below this number were dropped
+
+    def __len__(self) -> int:
+        return self.window.size
+
+    def append(self, block: RowBlock, rows: npt.NDArray[np.intp]) -> None:
+        """Append ``block``'s ``rows`` (all of this endpoint, windows increasing)."""
+        self.window.extend(block.window[rows])
+        self.values.extend(block.values[rows])
+        local = np.full(len(block), -1, dtype=np.int64)
+        local[rows] = np.arange(rows.size)
+        for m in range(len(self.hist.ptr)):
+            r = local[block.hist_row[m]]
+            sel = np.flatnonzero(r >= 0)
+            order = sel[np.argsort(r[sel], kind="stable")]
+            self.hist.append(m, r[order], block.hist_index[m][order], block.hist_count[m][order], rows.size)
+
+    def seal(self, clock: int) -> None:
+        """Pre-merge every block whose windows all lie before window ``clock``."""
+        upto = clock // BLOCK
+        if upto <= self.sealed_upto:
+            return
+        w = self.window.view
+        a = (
+            0
+            if self.sealed_upto == np.iinfo(np.int64).min
+            else int(np.searchsorted(w, self.sealed_upto * BLOCK))
+        )
+        b = int(np.searchsorted(w, upto * BLOCK))
+        if b > a:
+            blocks = w[a:b] // BLOCK
+            uniq, starts = np.unique(blocks, return_index=True)
+            bounds = np.append(starts, b - a) + a
+            self.block.extend(uniq)
+            for m in range(len(self.hist.ptr)):
+                ptr = self.hist.ptr[m].view
+                rows, idx, cnt = [], [], []
+                for j in range(uniq.size):
+                    lo, hi = int(ptr[bounds[j]]), int(ptr[bounds[j + 1]])
+                    ii = self.hist.index[m].view[lo:hi]
+                    cc = self.hist.count[m].view[lo:hi]
+                    u, inv = np.unique(ii, return_inverse=True)
+                    sums = np.zeros(u.size, dtype=np.int64)
+                    np.add.at(sums, inv, cc)
+                    rows.append(np.full(u.size, j, dtype=np.int64))
+                    idx.append(u)
+                    cnt.append(sums)
+                self.block_hist.append(
+                    m, np.concatenate(rows), np.concatenate(idx), np.concatenate(cnt), uniq.size
+                )
+        self.sealed_upto = upto
+
+    def drop_before(self, window: int) -> int:
+        n = int(np.searchsorted(self.window.view, window, side="left"))
+        if n == 0:
+            return 0
+        self.window.drop_front(n)
+        self.values.drop_front(n)
+        self.hist.drop_front(n)
+        floor = -(-window // BLOCK)  # the block holding `window` lost rows: never use it again
+        k = int(np.searchsorted(self.block.view, floor, side="left"))
+        self.block.drop_front(k)
+        self.block_hist.drop_front(k)
+        self.block_floor = max(self.block_floor, floor)
+        return n
+
+    def to_block(self, endpoint: int) -> RowBlock:
+        n = len(self)
+        rows, idx, cnt = [], [], []
+        for m in range(len(self.hist.ptr)):
+            ptr = self.hist.ptr[m].view
+            rows.append(np.repeat(np.arange(n, dtype=np.int32), np.diff(ptr)))
+            idx.append(self.hist.index[m].view.copy())
+            cnt.append(self.hist.count[m].view.copy())
+        return RowBlock(
+            np.full(n, endpoint, dtype=np.int32),
+            self.window.view.copy(),
+            self.values.view.copy(),
+            tuple(rows),
+            tuple(idx),
+            tuple(cnt),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return (
+            self.window.nbytes
+            + self.values.nbytes
+            + self.hist.nbytes
+            + self.block.nbytes
+            + self.block_hist.nbytes
+        )
+
+
+class ClosedRows:
+    """Closed window rows, kept per endpoint in window order with CSR histograms, so a sliding
+    query over an endpoint's last windows reads one contiguous range."""
+
+    def __init__(self, counts_len: int, n_values: int, n_metrics: int = 3) -> None:
+        self.counts_len = counts_len
+        self.n_values = n_values
+        self.n_metrics = n_metrics
+        self.endpoints: dict[int, EndpointRows] = {}
+
+    def append(self, block: RowBlock, clock: int) -> None:
+        """Add rows (windows later than any this store holds for their endpoints, all before the
+        clock's window ``clock``) and pre-merge the blocks the clock has passed."""
+        if not len(block):
+            return
+        order = np.lexsort((block.window, block.endpoint))
+        eps = block.endpoint[order]
+        bounds = np.flatnonzero(np.diff(eps)) + 1
+        for part in np.split(order, bounds):
+            e = int(block.endpoint[part[0]])
+            store = self.endpoints.get(e)
+            if store is None:
+                store = self.endpoints[e] = EndpointRows(self.n_values, self.n_metrics)
+            store.append(block, part)
+            store.seal(clock)
+
+    def all(self) -> RowBlock:
+        """Every closed row as one block."""
+        blocks = [store.to_block(e) for e, store in sorted(self.endpoints.items()) if len(store)]
+        return RowBlock.concat(blocks, self.n_metrics)
+
+    def drop_before(self, window: int) -> int:
+        """Forget rows of windows before ``window``; return how many were dropped."""
+        return sum(store.drop_before(window) for store in self.endpoints.values())
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.endpoints.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.endpoints.values())

@@ -10,7 +10,7 @@ import numpy as np
 from ._jit import kernel
 from .hdr import highest_equivalent, lowest_equivalent, median_equivalent
 
-__all__ = ["row_stats"]
+__all__ = ["row_stats", "window_range_sum"]
 
 
 @kernel
@@ -61,3 +61,51 @@ def row_stats(row, idx, cnt, n_rows, quantiles, ceil_rank, unit, half):
                     break
         start = end
     return total, qv, vmin, vmax, mean
+
+
+@kernel
+def _add_rows(keys, ptr, idx, cnt, lo, hi, scratch):
+    """Add the CSR rows whose key is in [lo, hi) into ``scratch``; return their total."""
+    a = np.searchsorted(keys, lo)
+    b = np.searchsorted(keys, hi)
+    total = np.int64(0)
+    for k in range(ptr[a], ptr[b]):
+        scratch[idx[k]] += cnt[k]
+        total += cnt[k]
+    return total
+
+
+@kernel
+def window_range_sum(
+    windows, ptr, idx, cnt, blocks, bptr, bidx, bcnt, block, first_block, sealed_upto, lo, hi, extra, scratch
+):
+    """Sum into ``scratch`` the histograms of the rows with ``lo <= window < hi`` plus the dense
+    counts ``extra`` (may be empty); return the total count.
+
+    Rows are CSR (``windows``, ``ptr``, ``idx``, ``cnt``); ``blocks``/``bptr``/``bidx``/``bcnt`` hold
+    the same histograms pre-merged per aligned block of ``block`` windows, valid for block numbers
+    in ``[first_block, sealed_upto)``. Whole blocks inside the range are read pre-merged, the edges
+    row by row.
+    """
+    total = np.int64(0)
+    if extra.shape[0] > 0:
+        for i in range(extra.shape[0]):
+            scratch[i] = extra[i]
+            total += extra[i]
+    else:
+        scratch[:] = 0
+    if windows.shape[0] == 0:
+        return total
+    lo = max(lo, windows[0])
+    hi = min(hi, windows[windows.shape[0] - 1] + 1)
+    if lo >= hi:
+        return total
+    k_lo = max(-((-lo) // block), first_block)
+    k_hi = min(hi // block, sealed_upto)
+    if k_lo < k_hi:
+        total += _add_rows(windows, ptr, idx, cnt, lo, k_lo * block, scratch)
+        total += _add_rows(blocks, bptr, bidx, bcnt, k_lo, k_hi, scratch)
+        total += _add_rows(windows, ptr, idx, cnt, k_hi * block, hi, scratch)
+    else:
+        total += _add_rows(windows, ptr, idx, cnt, lo, hi, scratch)
+    return total
