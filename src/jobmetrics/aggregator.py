@@ -37,6 +37,15 @@ METRICS: tuple[str, ...] = L.METRIC_NAMES
 COUNTERS: tuple[str, ...] = L.COUNTER_NAMES
 
 _NO_TIME = np.iinfo(np.int64).min
+_STAGE_COLUMNS = ("ts", "endpoint", "job_id", "state", "kind", "worker_id", "status_code")
+
+
+def _plain_numbers(values: Sequence[Any]) -> bool:
+    """True when every value is an int or float (epoch milliseconds), as ``record`` usually gets."""
+    kinds = set(map(type, values))
+    return kinds <= {int, float}
+
+
 _MIN_WINDOW = 1_000_000
 _MAX_WINDOW = 86_400_000_000
 _STATE_NAMES = {0: "NEW", **{int(s): s.name for s in JobState}}
@@ -102,7 +111,7 @@ class Aggregator:
         significant_figures: int = 2,
         highest: str | int = "7d",
         history: str | int | None = None,
-        staging_size: int = 4096,
+        staging_size: int = 16384,
         job_capacity: int = 1024,
     ) -> None:
         width = parse_duration(window, name="window")
@@ -156,7 +165,8 @@ class Aggregator:
         self._max_ts = _NO_TIME
         self._watermark = _NO_TIME
         self._staging_size = staging_size
-        self._stage: list[tuple[Any, ...]] = []
+        self._stage: list[Any] = []  # events as consecutive groups of len(_STAGE_COLUMNS) fields
+        self._stage_limit = staging_size * len(_STAGE_COLUMNS)
         self._lock = threading.RLock()
         self._scratch = np.zeros(self.geometry.counts_len, dtype=np.int64)
         self._quantile_array = np.asarray(qs, dtype=np.float64)
@@ -185,28 +195,34 @@ class Aggregator:
         """
         if ts is None:
             ts = time.time_ns() / 1e6
+        # one flat list, extended atomically: no container per event survives (so no garbage
+        # collector work), and concurrent callers never interleave fields
         stage = self._stage
-        stage.append((ts, endpoint, job_id, state, kind, worker_id, status_code))
-        if len(stage) >= self._staging_size:
+        stage.extend((ts, endpoint, job_id, state, kind, worker_id, status_code))
+        if len(stage) >= self._stage_limit:
             self._drain_stage()
 
     def _drain_stage(self) -> None:
+        """Send the staged events through the kernel.
+
+        The stage is never swapped out: the first ``n`` fields are copied, then deleted, so an event
+        another thread appends meanwhile stays for the next drain.
+        """
         with self._lock:
-            stage, self._stage = self._stage, []
-            if not stage:
+            stage = self._stage
+            n = len(stage)
+            if not n:
                 return
-            cols = list(zip(*stage, strict=True))
-            names = ("ts", "endpoint", "job_id", "state", "kind", "worker_id", "status_code")
+            taken = stage[:n]
+            del stage[:n]
+            width = len(_STAGE_COLUMNS)
             data: dict[str, Any] = {}
-            for name, values in zip(names, cols, strict=True):
-                if name != "ts" and name != "endpoint" and all(v is None for v in values):
-                    continue
-                data[name] = list(values)
-            ts = data["ts"]
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ts):
-                data["ts"] = [to_epoch_us(v) / 1000.0 for v in ts]
-            if "kind" in data:
-                data["kind"] = [k if k is not None else "job" for k in data["kind"]]
+            for k, name in enumerate(_STAGE_COLUMNS):
+                values = taken[k::width]
+                if name in ("ts", "endpoint") or values.count(None) != len(values):
+                    data[name] = values
+            ts = pa.array(data["ts"], from_pandas=False) if _plain_numbers(data["ts"]) else None
+            data["ts"] = ts if ts is not None else pa.array([to_epoch_us(v) / 1000.0 for v in data["ts"]])
             self._ingest_unlocked(data)
 
     def ingest(self, data: Any) -> None:
