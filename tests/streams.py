@@ -3,17 +3,22 @@
 * :func:`job_streams`: a hypothesis strategy of small, nasty, realistic streams (retries,
   cancellations, queue timeouts, duplicates, invalid transitions, orphans, idle jobs that expire,
   out-of-order and late arrival) together with the aggregator parameters to run them with.
+* :func:`mixed_streams`: the same jobs plus workers (cold starts, failed cold starts, restarts,
+  heartbeats, ``OFFLINE``, silent workers that get lost) and webhook deliveries, over several
+  endpoints, optionally spanning hours.
 * :func:`synthetic_events`: a seeded, vectorised generator of large realistic streams as a
   ``pyarrow.Table`` with the SPEC columns (10 M events in a few seconds).
 * :data:`SCENARIOS`: small hand-written streams whose metrics are worked out by hand in
   ``test_reference.py``.
-* :func:`events_to_table` / :func:`table_to_events`: between reference events and SPEC tables.
+* :func:`events_to_table` / :func:`table_to_events`: between reference events and SPEC tables
+  (``kind``, ``worker_id`` and ``status_code`` null where they do not apply).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -31,6 +36,7 @@ __all__ = [
     "Stream",
     "events_to_table",
     "job_streams",
+    "mixed_streams",
     "synthetic_events",
     "table_to_events",
 ]
@@ -40,42 +46,64 @@ BASE_MS = 1_700_000_000_000
 
 STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 ENDPOINT_NAMES = ("sdxl-turbo", "llama-3-70b", "whisper-v3", "flux-dev")
+WORKER_STATES = ("INITIALIZING", "IDLE", "RUNNING", "THROTTLED", "UNHEALTHY", "OFFLINE")
+WEBHOOK_STATUSES = (0, 200, 204, 404, 500)
 
 
 # -- conversions ---------------------------------------------------------------------------------
 
 
-def events_to_table(events: list[Event]) -> pa.Table:
-    """A SPEC event table (``ts`` int64 epoch milliseconds) of reference events, in list order."""
+def events_to_table(events: list[Event], *, all_columns: bool = False) -> pa.Table:
+    """A SPEC event table (``ts`` int64 epoch milliseconds) of reference events, in list order.
+
+    Columns ``ts``, ``kind``, ``endpoint``, ``job_id`` (null on worker rows), ``state`` (null on
+    webhook rows), then ``worker_id`` (null where absent) when some event has one and
+    ``status_code`` (int32, null on other rows) when some event is a webhook, or always with
+    ``all_columns``.
+    """
     for ev in events:
         if ev.ts % 1000:
             raise ValueError(f"event time {ev.ts} us is not a whole millisecond")
-    return pa.table(
-        {
-            "ts": pa.array([ev.ts // 1000 for ev in events], type=pa.int64()),
-            "kind": pa.array(["job"] * len(events), type=pa.string()),
-            "endpoint": pa.array([ev.endpoint for ev in events], type=pa.string()),
-            "job_id": pa.array([ev.job_id for ev in events], type=pa.string()),
-            "state": pa.array([ev.state for ev in events], type=pa.string()),
-        }
-    )
+    columns = {
+        "ts": pa.array([ev.ts // 1000 for ev in events], type=pa.int64()),
+        "kind": pa.array([ev.kind for ev in events], type=pa.string()),
+        "endpoint": pa.array([ev.endpoint for ev in events], type=pa.string()),
+        "job_id": pa.array([ev.job_id for ev in events], type=pa.string()),
+        "state": pa.array([ev.state for ev in events], type=pa.string()),
+    }
+    if all_columns or any(ev.worker_id is not None for ev in events):
+        columns["worker_id"] = pa.array([ev.worker_id for ev in events], type=pa.string())
+    if all_columns or any(ev.status_code is not None for ev in events):
+        columns["status_code"] = pa.array([ev.status_code for ev in events], type=pa.int32())
+    return pa.table(columns)
 
 
 def table_to_events(table: pa.Table) -> list[Event]:
-    """Reference events of a SPEC job-event table (``ts`` int64 epoch ms or an Arrow timestamp)."""
+    """Reference events of a SPEC event table (``ts`` int64 epoch ms or an Arrow timestamp);
+    ``kind``, ``worker_id`` and ``status_code`` are read when present."""
+    n = table.num_rows
     ts = table.column("ts")
     if pa.types.is_timestamp(ts.type):
         ts_us = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz), safe=False).cast(pa.int64())
     else:
         ts_us = pc.multiply(ts.cast(pa.int64()), 1000)
-    job_ids = table.column("job_id").cast(pa.string())
+
+    def column(name: str, cast: pa.DataType | None = None) -> list[Any]:
+        if name not in table.column_names:
+            return [None] * n
+        values = table.column(name)
+        return (values.cast(cast) if cast is not None else values).to_pylist()
+
     return [
-        Event(t, endpoint, job_id, state)
-        for t, endpoint, job_id, state in zip(
+        Event(t, endpoint, job_id, state, kind or "job", worker_id, status)
+        for t, endpoint, job_id, state, kind, worker_id, status in zip(
             ts_us.to_pylist(),
             table.column("endpoint").to_pylist(),
-            job_ids.to_pylist(),
-            table.column("state").to_pylist(),
+            column("job_id", pa.string()),
+            column("state"),
+            column("kind"),
+            column("worker_id", pa.string()),
+            column("status_code", pa.int64()),
             strict=True,
         )
     ]
@@ -171,26 +199,50 @@ def job_streams(
     endpoints = ENDPOINT_NAMES[: draw(st.integers(1, max_endpoints))]
     base = BASE_MS + draw(st.integers(0, 59_999))  # windows start anywhere relative to the data
     idle_gaps = [g for g in (ttl, retention) if g <= 60 * _SECOND] or [20 * _SECOND]
+    emitted = _draw_jobs(
+        draw,
+        endpoints=endpoints,
+        base=base,
+        span=20 * _SECOND,
+        n_jobs=draw(st.integers(1, max_jobs)),
+        max_steps=max_steps,
+        idle_gaps=idle_gaps if idle else [],
+        sweep=sweep,
+        ties=ties,
+    )
+    true_order, arrival = _deliver(draw, emitted, lateness, late_events)
+    return Stream(true_order, arrival, params)
 
-    # (ts_ms, endpoint, job_id, spelled state) in generation order, per job in time order.
-    emitted: list[tuple[int, str, str, str]] = []
-    n_jobs = draw(st.integers(1, max_jobs))
+
+def _draw_jobs(
+    draw: st.DrawFn,
+    *,
+    endpoints: Sequence[str],
+    base: int,
+    span: int,
+    n_jobs: int,
+    max_steps: int,
+    idle_gaps: list[int],
+    sweep: int,
+    ties: bool,
+) -> list[Event]:
+    """``n_jobs`` random jobs starting within ``span`` ms of ``base`` (``ts`` in milliseconds), in
+    generation order, each job's events in time order. Job ids are unique across endpoints."""
+    emitted: list[Event] = []
     for k in range(n_jobs):
         endpoint = draw(st.sampled_from(endpoints))
         job_id = f"job-{k:05d}"
-        t = base + draw(st.integers(0, 20 * _SECOND))
+        t = base + draw(st.integers(0, span))
         alias = draw(st.integers(0, 3)) == 0  # spell IN_PROGRESS as RUNNING
         orphan = draw(st.integers(0, 9)) == 0  # an orphan: first event is not IN_QUEUE
         state = draw(st.sampled_from(STATES[1:])) if orphan else "IN_QUEUE"
-        emitted.append((t, endpoint, job_id, _spell(state, alias)))
+        emitted.append(Event(t, endpoint, job_id, _spell(state, alias)))
         for _ in range(max_steps):
-            actions = (
-                _ACTIONS_IN_FLIGHT if state in ("IN_QUEUE", "IN_PROGRESS") else _ACTIONS_FINISHED
-            )
+            actions = _ACTIONS_IN_FLIGHT if state in ("IN_QUEUE", "IN_PROGRESS") else _ACTIONS_FINISHED
             action = draw(st.sampled_from(actions))
             if action == "stop":
                 break
-            if idle and draw(st.integers(0, 9)) == 0:  # idle for about a TTL or a retention
+            if idle_gaps and draw(st.integers(0, 9)) == 0:  # idle for about a TTL or a retention
                 t += draw(st.sampled_from(idle_gaps)) + draw(st.integers(0, 3 * sweep))
             elif ties and draw(st.integers(0, 2)) == 0:  # at the same millisecond
                 pass
@@ -198,18 +250,26 @@ def job_streams(
                 t += draw(st.integers(1, 3 * _SECOND))
             if action == "move" and _MOVES[state]:
                 state = draw(st.sampled_from(_MOVES[state]))
-                emitted.append((t, endpoint, job_id, _spell(state, alias)))
+                emitted.append(Event(t, endpoint, job_id, _spell(state, alias)))
             elif action == "invalid" and _INVALID[state]:
-                emitted.append(
-                    (t, endpoint, job_id, _spell(draw(st.sampled_from(_INVALID[state])), alias))
-                )
+                invalid = draw(st.sampled_from(_INVALID[state]))
+                emitted.append(Event(t, endpoint, job_id, _spell(invalid, alias)))
             else:  # a status repeat with a new timestamp: a duplicate
-                emitted.append((t, endpoint, job_id, _spell(state, alias)))
+                emitted.append(Event(t, endpoint, job_id, _spell(state, alias)))
+    return emitted
 
-    # Arrival: each delivery is delayed by [0, L]; some deliveries are repeated (at-least-once),
-    # either right after the original or with their own delay; a few are delayed beyond L.
+
+def _deliver(
+    draw: st.DrawFn, emitted: list[Event], lateness: int, late_events: bool
+) -> tuple[list[Event], list[Event]]:
+    """``emitted`` (``ts`` in milliseconds) in event-time order and in arrival order, ``ts`` in
+    microseconds.
+
+    Each delivery is delayed by [0, L]; some deliveries are repeated (at-least-once), either right
+    after the original or with their own delay; with ``late_events`` a few are delayed beyond L.
+    """
     rnd = draw(st.randoms(use_true_random=False))
-    deliveries: list[tuple[int, tuple[int, int], tuple[int, str, str, str]]] = []
+    deliveries: list[tuple[int, tuple[int, int], Event]] = []
     for seq, item in enumerate(emitted):
         delay = rnd.randint(0, lateness)
         deliveries.append((delay, (seq, 0), item))
@@ -222,15 +282,181 @@ def job_streams(
             _, order, item = deliveries[i]
             deliveries[i] = (lateness + rnd.randint(1, 20 * _SECOND), order, item)
 
-    def event(item: tuple[int, str, str, str]) -> Event:
-        ts, endpoint, job_id, state = item
-        return Event(ts * 1000, endpoint, job_id, state)
+    def event(item: Event) -> Event:
+        return dataclasses.replace(item, ts=item.ts * 1000)
 
-    true_order = [event(item) for _, _, item in sorted(deliveries, key=lambda d: (d[2][0], d[1]))]
-    arrival = [
-        event(item) for _, _, item in sorted(deliveries, key=lambda d: (d[2][0] + d[0], d[1]))
-    ]
+    true_order = [event(item) for _, _, item in sorted(deliveries, key=lambda d: (d[2].ts, d[1]))]
+    arrival = [event(item) for _, _, item in sorted(deliveries, key=lambda d: (d[2].ts + d[0], d[1]))]
+    return true_order, arrival
+
+
+_WORKER_TTL_MS = (5 * _SECOND, 30 * _SECOND, 86_400 * _SECOND)
+
+# Worker walk: next states weighted by repetition; first states mostly INITIALIZING (a cold
+# start); an OFFLINE first event is ignored by the rules.
+_WORKER_FIRST = ("INITIALIZING",) * 5 + ("IDLE", "RUNNING", "THROTTLED", "UNHEALTHY", "OFFLINE")
+_WORKER_MOVES = {
+    "INITIALIZING": ("IDLE", "IDLE", "RUNNING", "THROTTLED", "UNHEALTHY", "OFFLINE"),
+    "IDLE": ("RUNNING", "RUNNING", "THROTTLED", "INITIALIZING", "UNHEALTHY", "OFFLINE"),
+    "RUNNING": ("IDLE", "IDLE", "THROTTLED", "INITIALIZING", "UNHEALTHY", "OFFLINE"),
+    "THROTTLED": ("IDLE", "RUNNING", "INITIALIZING", "UNHEALTHY", "OFFLINE"),
+    "UNHEALTHY": ("INITIALIZING", "IDLE", "OFFLINE", "OFFLINE"),
+    "OFFLINE": _WORKER_FIRST,  # the worker comes back: a new worker with the same id
+}
+# "silent": no event for about worker_ttl (lost at a sweep, unless it heartbeats in time);
+# "pause": a long gap (up to a quarter of the stream's span).
+_WORKER_ACTIONS = ("stop", "move", "move", "move", "move", "heartbeat", "heartbeat", "silent", "pause")
+
+
+@st.composite
+def mixed_streams(
+    draw: st.DrawFn,
+    *,
+    max_jobs: int = 12,
+    max_steps: int = 6,
+    max_endpoints: int = 3,
+    max_workers: int = 3,
+    max_worker_steps: int = 8,
+    max_webhooks: int = 6,
+    window_ms: int | None = None,
+    span_ms: int = 20 * _SECOND,
+    orphans: Literal["adopt", "drop"] | None = None,
+    late_events: bool = True,
+    worker_ties: bool = False,
+) -> Stream:
+    """Random streams of job, worker and webhook events with the parameters to aggregate them.
+
+    Jobs are those of :func:`job_streams` (job events sometimes carry a ``worker_id``, which the
+    rules ignore). Each endpoint gets up to ``max_workers`` workers (ids ``w-0``, ``w-1``, … on every
+    endpoint: workers are per endpoint) walking through cold starts, failed cold starts, restarts,
+    heartbeats, ``OFFLINE`` and back, silences long enough to be lost at a sweep, and long pauses.
+    Webhook deliveries (status 0, 200, 204, 404, 500) mostly name existing jobs. Everything starts
+    within ``span_ms`` of a random origin; a stream longer than a minute has a delivery at the end
+    of the span.
+
+    Each worker's timestamps are strictly increasing; without ``worker_ties`` no two worker events
+    of one endpoint share a timestamp (copies of one delivery aside), so the most workers at once
+    does not depend on how events of one timestamp are ordered. Arrival order is event-time order
+    perturbed within ``allowed_lateness``, plus a few late events with ``late_events``.
+    """
+    window = window_ms if window_ms is not None else draw(st.sampled_from(_WINDOWS_MS))
+    lateness = draw(st.sampled_from(_LATENESS_MS))
+    ttl = draw(st.sampled_from(_TTL_MS))
+    retention = draw(st.sampled_from(_RETENTION_MS))
+    sweep = draw(st.sampled_from(_SWEEP_MS))
+    worker_ttl = draw(st.sampled_from(_WORKER_TTL_MS))
+    policy: Literal["adopt", "drop"] = (
+        orphans if orphans is not None else draw(st.sampled_from(("adopt", "drop")))
+    )
+    params = Params(
+        window_us=window * 1000,
+        allowed_lateness_us=lateness * 1000,
+        job_ttl_us=ttl * 1000,
+        retention_us=retention * 1000,
+        sweep_interval_us=sweep * 1000,
+        orphans=policy,
+        worker_ttl_us=worker_ttl * 1000,
+    )
+    endpoints = ENDPOINT_NAMES[: draw(st.integers(1, max_endpoints))]
+    base = BASE_MS + draw(st.integers(0, 59_999))
+    idle_gaps = [g for g in (ttl, retention) if g <= 60 * _SECOND] or [20 * _SECOND]
+    jobs = _draw_jobs(
+        draw,
+        endpoints=endpoints,
+        base=base,
+        span=span_ms,
+        n_jobs=draw(st.integers(0, max_jobs)),
+        max_steps=max_steps,
+        idle_gaps=idle_gaps,
+        sweep=sweep,
+        ties=False,
+    )
+    workers = _draw_workers(
+        draw,
+        endpoints=endpoints,
+        base=base,
+        span=span_ms,
+        max_workers=max_workers,
+        max_steps=max_worker_steps,
+        # silent for about worker_ttl when that fits in a short stream
+        silence=worker_ttl + draw(st.integers(0, 3 * sweep)) if worker_ttl <= 60 * _SECOND else None,
+        ties=worker_ties,
+    )
+    # Some job events name the worker that ran them (ignored by the rules).
+    worker_ids = sorted({ev.worker_id for ev in workers if ev.worker_id is not None})
+    if worker_ids and draw(st.booleans()):
+        tagged = draw(st.sampled_from(worker_ids))
+        jobs = [dataclasses.replace(ev, worker_id=tagged) if ev.state != "IN_QUEUE" else ev for ev in jobs]
+    webhooks: list[Event] = []
+    for _ in range(draw(st.integers(0, max_webhooks))):
+        if jobs and draw(st.integers(0, 4)):
+            job = draw(st.sampled_from(jobs))
+            endpoint, job_id, t = job.endpoint, job.job_id, job.ts
+        else:  # a delivery for a job the stream never shows
+            endpoint, job_id = draw(st.sampled_from(endpoints)), "job-unseen"
+            t = base + draw(st.integers(0, span_ms))
+        t += draw(st.integers(0, 5 * _SECOND))
+        for _ in range(draw(st.integers(1, 3))):  # the first attempts may fail and be retried
+            status = draw(st.sampled_from(WEBHOOK_STATUSES))
+            webhooks.append(Event(t, endpoint, job_id, None, kind="webhook", status_code=status))
+            if 200 <= status < 300:
+                break
+            t += draw(st.integers(1, 2 * _SECOND))
+    if span_ms > 60 * _SECOND or not (jobs or workers or webhooks):
+        # A delivery at the end of the span: a long stream does span it.
+        endpoint = draw(st.sampled_from(endpoints))
+        webhooks.append(Event(base + span_ms, endpoint, "job-unseen", None, "webhook", None, 200))
+    true_order, arrival = _deliver(draw, [*jobs, *workers, *webhooks], lateness, late_events)
     return Stream(true_order, arrival, params)
+
+
+def _draw_workers(
+    draw: st.DrawFn,
+    *,
+    endpoints: Sequence[str],
+    base: int,
+    span: int,
+    max_workers: int,
+    max_steps: int,
+    silence: int | None,
+    ties: bool,
+) -> list[Event]:
+    """Random worker events (``ts`` in milliseconds), each worker's in strictly increasing time;
+    without ``ties`` no two workers of one endpoint share a timestamp. A silent worker makes no
+    event for ``silence`` ms (a pause when None)."""
+    emitted: list[Event] = []
+    for endpoint in endpoints:
+        used: set[int] = set()  # this endpoint's worker event times
+        for k in range(draw(st.integers(0, max_workers))):
+            worker_id = f"w-{k}"
+            t = _free_time(base + draw(st.integers(0, span)), used, ties)
+            state = draw(st.sampled_from(_WORKER_FIRST))
+            emitted.append(Event(t, endpoint, None, state, "worker", worker_id))
+            for _ in range(max_steps):
+                action = draw(st.sampled_from(_WORKER_ACTIONS))
+                if action == "stop":
+                    break
+                if action == "silent" and silence is not None:
+                    t += silence
+                elif action in ("silent", "pause"):
+                    t += draw(st.integers(1, max(1, span // 4)))
+                else:
+                    t += draw(st.integers(1, 3 * _SECOND))
+                if draw(st.integers(0, 3)) == 0:  # on a whole second: a sweep or window boundary
+                    t = -(-t // _SECOND) * _SECOND
+                t = _free_time(t, used, ties)
+                if action != "heartbeat":
+                    state = draw(st.sampled_from(_WORKER_MOVES[state]))
+                emitted.append(Event(t, endpoint, None, state, "worker", worker_id))
+    return emitted
+
+
+def _free_time(t: int, used: set[int], ties: bool) -> int:
+    """``t``, or without ``ties`` the first time after it not in ``used``; marked as used."""
+    while not ties and t in used:
+        t += 1
+    used.add(t)
+    return t
 
 
 def shuffle_within(events: list[Event], lateness_us: int, rnd: random.Random) -> list[Event]:
@@ -287,9 +513,7 @@ def synthetic_events(
         raise ValueError(f"job_ids must be 'str', 'uuid' or 'int', got {job_ids!r}")
     rng = np.random.default_rng(seed)
     n = n_jobs
-    submit = start_ms + np.floor(np.cumsum(rng.exponential(1000.0 / rate_per_s, n))).astype(
-        np.int64
-    )
+    submit = start_ms + np.floor(np.cumsum(rng.exponential(1000.0 / rate_per_s, n))).astype(np.int64)
     shares = 1.0 / np.arange(1, n_endpoints + 1)
     endpoint = rng.choice(n_endpoints, size=n, p=shares / shares.sum())
     fate = rng.random(n)
