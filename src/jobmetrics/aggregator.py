@@ -432,6 +432,8 @@ class Aggregator:
         extra = self._engine.open_histogram(code, m, lo, hi)
         if store is None:
             store = self._empty_store
+        else:
+            store.seal(self._engine.clock_window or 0)
         h, b = store.hist, store.block_hist
         total = window_range_sum(
             store.window.view, h.ptr[m].view, h.index[m].view, h.count[m].view,
@@ -494,18 +496,12 @@ class Aggregator:
         return out
 
 
-def _sort_rank(batch: EventBatch) -> npt.NDArray[np.int64]:
-    rank = batch.state.astype(np.int64)
-    rank[batch.kind == Kind.WEBHOOK] = 0
-    rank[batch.kind == L.KIND_LATE] = 7
-    return rank
-
-
 def _sorted(batch: EventBatch) -> EventBatch:
-    """``batch`` ordered by (time, state): ties of one job resolve in lifecycle order."""
+    """``batch`` in time order (stable). Equal timestamps need no order here: the kernel groups the
+    events of one job or worker at one timestamp and orders them by their lifecycle."""
     if len(batch) < 2:
         return batch
-    key = batch.ts * 8 + _sort_rank(batch)
-    if bool(np.all(key[1:] >= key[:-1])):
+    ts = batch.ts
+    if bool(np.all(ts[1:] >= ts[:-1])):
         return batch
-    return batch.take(np.argsort(key, kind="stable"))
+    return batch.take(np.argsort(ts, kind="stable"))

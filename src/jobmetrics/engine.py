@@ -17,6 +17,7 @@ import numpy.typing as npt
 from ._kernels import clock as C
 from ._kernels import layout as L
 from ._kernels.lifecycle import apply_events
+from ._kernels.sparse import drain_dense
 from ._kernels.table import table_rehash
 from .events import EventBatch
 from .windows import ClosedRows, RowBlock
@@ -53,6 +54,7 @@ class Engine:
         self.config = config
         self.jt = np.zeros((_pow2(job_capacity * 4 // 3 + 1), L.J_FIELDS), dtype=np.int64)
         self.wt = np.zeros((_pow2(64), L.W_FIELDS), dtype=np.int64)
+        self.fifo = np.zeros((_pow2(1024), 2), dtype=np.int64)
         self.n_endpoints = 0
         self.slot_of = np.full((0, L.RING), -1, dtype=np.int32)
         self.epa = np.zeros((0, L.E_COLS), dtype=np.int64)
@@ -64,6 +66,7 @@ class Engine:
         self.st = np.zeros(L.N_STATE, dtype=np.int64)
         self.st[L.ST_CLOCK_W] = L.NO_TIME
         self.st[L.ST_NEXT_SWEEP] = L.NO_TIME
+        self.st[L.ST_MIN_IN_FLIGHT] = L.NO_TIME_MAX
         self.scratch_key = np.zeros(4096, dtype=np.int64)
         self.scratch_gen = np.zeros(4096, dtype=np.int64)
         self.closed = ClosedRows(config.counts_len, L.R_HIST - L.R_CNT, L.N_METRICS)
@@ -104,6 +107,16 @@ class Engine:
         self.pool_free = _grown_stack(self.pool_free, int(self.st[L.ST_POOL_TOP]), old, new)
         self.st[L.ST_POOL_TOP] += new - old
 
+    def _grow_fifo(self) -> None:
+        """Double the finished-jobs queue, keeping its entries in order from slot 0."""
+        head, tail = int(self.st[L.ST_FIFO_HEAD]), int(self.st[L.ST_FIFO_TAIL])
+        old = self.fifo
+        new = np.zeros((old.shape[0] * 2, 2), dtype=np.int64)
+        new[: tail - head] = old[np.arange(head, tail) & (old.shape[0] - 1)]
+        self.fifo = new
+        self.st[L.ST_FIFO_HEAD] = 0
+        self.st[L.ST_FIFO_TAIL] = tail - head
+
     @staticmethod
     def _rehashed(table: I64) -> I64:
         new = np.zeros((table.shape[0] * 2, table.shape[1]), dtype=np.int64)
@@ -132,15 +145,25 @@ class Engine:
         if status == L.NEED_WORKER_TABLE:
             self.wt = self._rehashed(self.wt)
             return
+        if status == L.NEED_FIFO:
+            self._grow_fifo()
+            return
         freed = self.close_passed_windows()
+        # Each close costs Python work per endpoint, so capacity grows until it holds about
+        # _WINDOWS_PER_CLOSE windows of every endpoint (the dense histogram pool only within
+        # _POOL_BUDGET, beyond what is strictly needed).
         n_rows = self.rows.shape[0]
+        want = _WINDOWS_PER_CLOSE * max(self.n_endpoints, 1)
         if status in (L.NEED_ROWS, L.NEED_RING):
-            if int(self.st[L.ST_ROW_TOP]) < max(n_rows // 4, self.n_endpoints + 64):
+            if int(self.st[L.ST_ROW_TOP]) < max(n_rows // 4, self.n_endpoints + 64) or n_rows < want:
                 self._grow_rows(max(n_rows, self.n_endpoints + 64))
             elif status == L.NEED_RING and freed == 0:
                 raise RuntimeError(f"more than {L.RING} open windows for one endpoint")
-        elif status == L.NEED_POOL and int(self.st[L.ST_POOL_TOP]) < max(self.pool.shape[0] // 4, 64):
-            self._grow_pool(max(self.pool.shape[0], 64))
+        elif status == L.NEED_POOL:
+            free, size = int(self.st[L.ST_POOL_TOP]), self.pool.shape[0]
+            room = self.pool.nbytes < _POOL_BUDGET
+            if free < L.N_METRICS or (room and (free < size // 4 or size < 2 * want)):
+                self._grow_pool(max(size, 64))
 
     # ------------------------------------------------------------------ driving the kernels
     def apply(self, batch: EventBatch) -> None:
@@ -154,7 +177,7 @@ class Engine:
         while True:
             status, pos = apply_events(
                 batch.ts, batch.kind, batch.endpoint, batch.job, batch.state, batch.worker,
-                batch.status, pos, self.jt, self.wt, self.slot_of, self.rows, self.row_free,
+                batch.status, pos, self.jt, self.wt, self.fifo, self.slot_of, self.rows, self.row_free,
                 self.epa, self.pool, self.pool_free, self.invalid_pairs, self.st, self._cfg(),
                 self.scratch_key, self.scratch_gen,
             )  # fmt: skip
@@ -166,7 +189,7 @@ class Engine:
         """Run the sweeps due by time ``t`` and close every window that ends at or before ``t``."""
         while True:
             status = C.advance_clock(
-                t, self.jt, self.wt, self.slot_of, self.rows, self.row_free, self.epa, self.st,
+                t, self.jt, self.wt, self.fifo, self.slot_of, self.rows, self.row_free, self.epa, self.st,
                 self._cfg(),
             )  # fmt: skip
             if status == L.OK:
@@ -187,23 +210,28 @@ class Engine:
         rows = np.flatnonzero(live & (self.rows[:, L.R_W] < clock))
         if rows.size == 0:
             return 0
-        self.closed.append(self._take_rows(rows, self.rows[rows]), clock)
+        self.closed.append(self._take_rows(rows, self.rows[rows], drain=True))
         self._free_rows(rows)
         return int(rows.size)
 
-    def _take_rows(self, rows: npt.NDArray[np.intp], values: I64) -> RowBlock:
-        """Sparse copy of ``rows`` whose row values (counters, gauges) are ``values``."""
+    def _take_rows(self, rows: npt.NDArray[np.intp], values: I64, *, drain: bool) -> RowBlock:
+        """Sparse copy of ``rows`` whose row values (counters, gauges) are ``values``; with ``drain``
+        their dense histograms are zeroed on the way (the rows are being closed)."""
         hist_rows: list[npt.NDArray[np.int32]] = []
         hist_idx: list[npt.NDArray[np.int32]] = []
         hist_cnt: list[I64] = []
         for m in range(L.N_METRICS):
-            p = self.rows[rows, L.R_HIST + m]
-            have = np.flatnonzero(p >= 0)
-            dense = self.pool[p[have]]
-            rr, ii = np.nonzero(dense)
-            hist_rows.append(have[rr].astype(np.int32))
-            hist_idx.append(ii.astype(np.int32))
-            hist_cnt.append(dense[rr, ii])
+            slots = self.rows[rows, L.R_HIST + m]
+            if drain:
+                r, i, c = drain_dense(self.pool, slots)
+            else:
+                have = np.flatnonzero(slots >= 0)
+                dense = self.pool[slots[have]]
+                rr, ii = np.nonzero(dense)
+                r, i, c = have[rr].astype(np.int32), ii.astype(np.int32), dense[rr, ii]
+            hist_rows.append(r)
+            hist_idx.append(i)
+            hist_cnt.append(c)
         return RowBlock(
             endpoint=values[:, L.R_EP].astype(np.int32),
             window=values[:, L.R_W].copy(),
@@ -219,8 +247,7 @@ class Engine:
         self.slot_of[eps, ring] = -1
         pools = self.rows[rows, L.R_HIST : L.R_HIST + L.N_METRICS].ravel()
         pools = pools[pools >= 0]
-        if pools.size:
-            self.pool[pools] = 0
+        if pools.size:  # already zeroed by drain_dense
             top = int(self.st[L.ST_POOL_TOP])
             self.pool_free[top : top + pools.size] = pools
             self.st[L.ST_POOL_TOP] = top + pools.size
@@ -245,7 +272,7 @@ class Engine:
                 self.epa[eps, L.E_WINT : L.E_WINT + g] + self.epa[eps, L.E_WLEVEL : L.E_WLEVEL + g] * dt
             )
             values[:, L.R_WMAX : L.R_WMAX + g] = self.epa[eps, L.E_WMAX : L.E_WMAX + g]
-        return self._take_rows(rows, values)
+        return self._take_rows(rows, values, drain=False)
 
     def open_row(self, code: int) -> int:
         """Row of endpoint ``code`` in the clock's window, or -1."""
@@ -276,6 +303,7 @@ class Engine:
         """Bytes held by the engine's arrays, by part."""
         return {
             "job_table": self.jt.nbytes,
+            "finished_queue": self.fifo.nbytes,
             "worker_table": self.wt.nbytes,
             "open_rows": self.rows.nbytes + self.row_free.nbytes + self.slot_of.nbytes + self.epa.nbytes,
             "histogram_pool": self.pool.nbytes + self.pool_free.nbytes,
@@ -284,6 +312,9 @@ class Engine:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+#: Bytes of dense histograms the engine may keep open just to close windows in fewer batches.
+_POOL_BUDGET = 64 << 20
+_WINDOWS_PER_CLOSE = 16
 
 
 def _grown_stack(stack: npt.NDArray[np.int32], top: int, old: int, new: int) -> npt.NDArray[np.int32]:

@@ -183,20 +183,23 @@ class EndpointRows:
     def __len__(self) -> int:
         return self.window.size
 
-    def append(self, block: RowBlock, rows: npt.NDArray[np.intp]) -> None:
-        """Append ``block``'s ``rows`` (all of this endpoint, windows increasing)."""
-        self.window.extend(block.window[rows])
-        self.values.extend(block.values[rows])
-        local = np.full(len(block), -1, dtype=np.int64)
-        local[rows] = np.arange(rows.size)
-        for m in range(len(self.hist.ptr)):
-            r = local[block.hist_row[m]]
-            sel = np.flatnonzero(r >= 0)
-            order = sel[np.argsort(r[sel], kind="stable")]
-            self.hist.append(m, r[order], block.hist_index[m][order], block.hist_count[m][order], rows.size)
+    def append(
+        self,
+        window: I64,
+        values: I64,
+        hist: list[tuple[I64, npt.NDArray[Any], I64]],
+    ) -> None:
+        """Append rows (windows increasing, after those held); ``hist[m]`` holds metric ``m``'s
+        entries (local row, index, count) sorted by row then index."""
+        n = window.shape[0]
+        self.window.extend(window)
+        self.values.extend(values)
+        for m, (row, idx, cnt) in enumerate(hist):
+            self.hist.append(m, row, idx, cnt, n)
 
     def seal(self, clock: int) -> None:
-        """Pre-merge every block whose windows all lie before window ``clock``."""
+        """Pre-merge every block whose windows all lie before window ``clock`` (the first query
+        after a block closes pays for it; batch work that never queries never does)."""
         upto = clock // BLOCK
         if upto <= self.sealed_upto:
             return
@@ -282,21 +285,36 @@ class ClosedRows:
         self.n_metrics = n_metrics
         self.endpoints: dict[int, EndpointRows] = {}
 
-    def append(self, block: RowBlock, clock: int) -> None:
-        """Add rows (windows later than any this store holds for their endpoints, all before the
-        clock's window ``clock``) and pre-merge the blocks the clock has passed."""
+    def append(self, block: RowBlock) -> None:
+        """Add rows (windows later than any this store holds for their endpoints)."""
         if not len(block):
             return
         order = np.lexsort((block.window, block.endpoint))
+        rank = np.empty(len(block), dtype=np.int64)
+        rank[order] = np.arange(len(block))
         eps = block.endpoint[order]
-        bounds = np.flatnonzero(np.diff(eps)) + 1
-        for part in np.split(order, bounds):
-            e = int(block.endpoint[part[0]])
+        cuts = np.flatnonzero(np.diff(eps)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(block)]])
+        # each metric's entries in (endpoint, window) order, so each endpoint's are one slice
+        per_metric = []
+        for m in range(self.n_metrics):
+            r = rank[block.hist_row[m]]
+            o = np.argsort(r, kind="stable")
+            r = r[o]
+            per_metric.append((r, block.hist_index[m][o], block.hist_count[m][o], np.searchsorted(r, starts)))
+        window, values = block.window[order], block.values[order]
+        for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            e = int(eps[a])
             store = self.endpoints.get(e)
             if store is None:
                 store = self.endpoints[e] = EndpointRows(self.n_values, self.n_metrics)
-            store.append(block, part)
-            store.seal(clock)
+            hist = []
+            for r, idx, cnt, bounds in per_metric:
+                lo = int(bounds[k])
+                hi = int(bounds[k + 1]) if k + 1 < len(bounds) else r.shape[0]
+                hist.append((r[lo:hi] - a, idx[lo:hi], cnt[lo:hi]))
+            store.append(window[a:b], values[a:b], hist)
 
     def all(self) -> RowBlock:
         """Every closed row as one block."""

@@ -17,12 +17,15 @@ from .layout import (
     CFG_TTL,
     CFG_WIDTH,
     CFG_WORKER_TTL,
+    COMPLETED,
     E_PROGRESS,
     E_QUEUE,
     E_WINT,
     E_WLAST,
     E_WLEVEL,
     E_WMAX,
+    F_KEY,
+    F_TIME,
     IN_PROGRESS,
     IN_QUEUE,
     J_ENTER,
@@ -32,7 +35,9 @@ from .layout import (
     NEED_RING,
     NEED_ROWS,
     NO_TIME,
+    NO_TIME_MAX,
     OK,
+    PREFETCH_DISTANCE,
     R_CNT,
     R_EP,
     R_HIST,
@@ -43,7 +48,10 @@ from .layout import (
     R_WMAX,
     RING,
     ST_CLOCK_W,
+    ST_FIFO_HEAD,
+    ST_FIFO_TAIL,
     ST_JOBS,
+    ST_MIN_IN_FLIGHT,
     ST_NEXT_SWEEP,
     ST_ROW_TOP,
     ST_WORKERS,
@@ -51,13 +59,14 @@ from .layout import (
     W_META,
     W_SEEN,
 )
-from .table import table_bits, table_delete
+from ._intrinsics import prefetch_row
+from .table import home_slot, table_bits, table_delete, table_find
 
 
 @kernel
 def find_row(slot_of, rows, e, w):
     """Row of (endpoint ``e``, window ``w``) or -1."""
-    r = slot_of[e, w % RING]
+    r = slot_of[e, w & (RING - 1)]
     if r >= 0 and rows[r, R_W] == w:
         return r
     return -1
@@ -66,7 +75,7 @@ def find_row(slot_of, rows, e, w):
 @kernel
 def new_row(slot_of, rows, row_free, st, e, w):
     """Take a zeroed row for (e, w) off the free stack; -1 when its ring slot is taken."""
-    ring = w % RING
+    ring = w & (RING - 1)
     if slot_of[e, ring] >= 0:
         return -1
     top = st[ST_ROW_TOP] - 1
@@ -154,39 +163,60 @@ def roll_to(w_target, slot_of, rows, row_free, epa, st, cfg):
 
 
 @kernel
-def _sweep_jobs(boundary, jt, slot_of, rows, row_free, epa, st, cfg):
-    """Evict lost in-flight jobs (expired, counted) and forget old finished ones."""
+def _sweep_jobs(boundary, jt, fifo, slot_of, rows, row_free, epa, st, cfg):
+    """Forget finished jobs past their retention and evict lost in-flight jobs (expired, counted).
+
+    Finished jobs come off the front of the time-ordered ``fifo``; the table is scanned for lost
+    in-flight jobs only when the lower bound of their entry times says one can be due.
+    """
     cap = jt.shape[0]
-    if st[ST_JOBS] == 0:
-        return OK
     bits = table_bits(cap)
-    ttl = cfg[CFG_TTL]
+    mask = fifo.shape[0] - 1
     retention = cfg[CFG_RETENTION]
+    head = st[ST_FIFO_HEAD]
+    tail = st[ST_FIFO_TAIL]
+    while head < tail and fifo[head & mask, F_TIME] <= boundary - retention:
+        if head + PREFETCH_DISTANCE < tail:  # their slots were last touched long ago: fetch ahead
+            prefetch_row(jt, home_slot(fifo[(head + PREFETCH_DISTANCE) & mask, F_KEY], bits))
+        key = fifo[head & mask, F_KEY]
+        s = table_find(jt, key, bits)
+        if (
+            jt[s, 0] == key
+            and jt[s, J_ENTER] == fifo[head & mask, F_TIME]
+            and (jt[s, J_META] & 0xFF) >= COMPLETED
+        ):
+            table_delete(jt, s, bits)
+            st[ST_JOBS] -= 1
+        head += 1
+        st[ST_FIFO_HEAD] = head
+    ttl = cfg[CFG_TTL]
+    if st[ST_JOBS] == 0 or st[ST_MIN_IN_FLIGHT] > boundary - ttl:
+        return OK
     w = boundary // cfg[CFG_WIDTH]
+    oldest = NO_TIME_MAX
     start = 0  # right after an empty slot, so no probe chain wraps over the scan's start
     while jt[start, 0] != 0:
         start += 1
     i = 0
     while i < cap:
         s = (start + 1 + i) & (cap - 1)
-        if jt[s, 0] == 0:
+        state = jt[s, J_META] & 0xFF
+        if jt[s, 0] == 0 or not (state == IN_QUEUE or state == IN_PROGRESS):
             i += 1
             continue
-        meta = jt[s, J_META]
-        state = meta & 0xFF
-        in_flight = state == IN_QUEUE or state == IN_PROGRESS
-        if jt[s, J_ENTER] + (ttl if in_flight else retention) <= boundary:
-            if in_flight:
-                e = meta >> 32
-                r = row_for(slot_of, rows, row_free, st, e, w)
-                if r < 0:
-                    return NEED_RING
-                rows[r, R_CNT + C_EXPIRED] += 1
-                epa[e, E_QUEUE if state == IN_QUEUE else E_PROGRESS] -= 1
+        if jt[s, J_ENTER] <= boundary - ttl:
+            e = jt[s, J_META] >> 32
+            r = row_for(slot_of, rows, row_free, st, e, w)
+            if r < 0:
+                return NEED_RING
+            rows[r, R_CNT + C_EXPIRED] += 1
+            epa[e, E_QUEUE if state == IN_QUEUE else E_PROGRESS] -= 1
             table_delete(jt, s, bits)
             st[ST_JOBS] -= 1
             continue  # an entry may have shifted into slot s
+        oldest = min(oldest, jt[s, J_ENTER])
         i += 1
+    st[ST_MIN_IN_FLIGHT] = oldest
     return OK
 
 
@@ -223,7 +253,7 @@ def _sweep_workers(boundary, wt, slot_of, rows, row_free, epa, st, cfg):
 
 
 @kernel
-def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
+def catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg):
     """Run the sweeps due by time ``t`` (boundary <= t) and roll the clock to ``t``'s window."""
     sweep = cfg[CFG_SWEEP]
     width = cfg[CFG_WIDTH]
@@ -241,7 +271,7 @@ def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
             return status
         if st[ST_ROW_TOP] < cfg[CFG_N_ENDPOINTS]:
             return NEED_ROWS
-        status = _sweep_jobs(nxt, jt, slot_of, rows, row_free, epa, st, cfg)
+        status = _sweep_jobs(nxt, jt, fifo, slot_of, rows, row_free, epa, st, cfg)
         if status != OK:
             return status
         status = _sweep_workers(nxt, wt, slot_of, rows, row_free, epa, st, cfg)
@@ -253,11 +283,11 @@ def catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
 
 
 @kernel
-def advance_clock(t, jt, wt, slot_of, rows, row_free, epa, st, cfg):
+def advance_clock(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg):
     """The watermark moved to ``t``: run the sweeps due and roll the clock to ``t``'s window."""
     if st[ST_CLOCK_W] == NO_TIME:
         return OK
-    return catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg)
+    return catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg)
 
 
 @kernel

@@ -97,6 +97,11 @@ W_SEEN = 3  # time of the worker's last event (heartbeats included)
 W_INIT = 4  # start of the cold start in progress, or -1
 W_FIELDS = 8
 
+# Finished-jobs queue ``fifo[k & (len - 1)]``: (key, finish time) of each transition into a
+# finished state, in time order, so retention needs no table scan.
+F_KEY = 0
+F_TIME = 1
+
 # ---------------------------------------------------------------- state and config vectors
 ST_JOBS = 0  # occupied job-table slots
 ST_CLOCK_W = 1  # window of the clock: last applied event, sweep or watermark; NO_TIME before any
@@ -105,7 +110,10 @@ ST_ROW_TOP = 3  # free rows on the row_free stack
 ST_POOL_TOP = 4  # free histograms on the pool_free stack
 ST_GEN = 5  # generation of the scratch set that finds repeated jobs in a run
 ST_WORKERS = 6  # occupied worker-table slots
-N_STATE = 7
+ST_FIFO_HEAD = 7  # next entry to pop from the finished-jobs queue (a running count)
+ST_FIFO_TAIL = 8  # next entry to push
+ST_MIN_IN_FLIGHT = 9  # a lower bound of the entry times of jobs in flight (NO_TIME_MAX if none)
+N_STATE = 10
 
 CFG_WIDTH = 0  # window width, µs
 CFG_SWEEP = 1  # sweep interval, µs
@@ -122,6 +130,7 @@ N_CFG = 10
 RING = 64  # open windows one endpoint may hold at once
 PREFETCH_DISTANCE = 16  # events ahead whose job-table slot is prefetched
 NO_TIME = np.iinfo(np.int64).min
+NO_TIME_MAX = np.iinfo(np.int64).max
 
 # statuses returned to the caller
 OK = 0
@@ -130,6 +139,7 @@ NEED_ROWS = 2
 NEED_POOL = 3
 NEED_RING = 4
 NEED_WORKER_TABLE = 5
+NEED_FIFO = 6
 
 
 def _legal_table() -> np.ndarray:

@@ -43,6 +43,8 @@ from .layout import (
     COMPLETED,
     E_PROGRESS,
     E_QUEUE,
+    F_KEY,
+    F_TIME,
     FAILED,
     IN_PROGRESS,
     IN_QUEUE,
@@ -58,6 +60,7 @@ from .layout import (
     M_DELAY,
     M_EXECUTION,
     N_METRICS,
+    NEED_FIFO,
     NEED_JOB_TABLE,
     NEED_POOL,
     NEED_RING,
@@ -70,8 +73,11 @@ from .layout import (
     R_W,
     RING,
     ST_CLOCK_W,
+    ST_FIFO_HEAD,
+    ST_FIFO_TAIL,
     ST_GEN,
     ST_JOBS,
+    ST_MIN_IN_FLIGHT,
     ST_NEXT_SWEEP,
     ST_POOL_TOP,
     ST_ROW_TOP,
@@ -89,6 +95,8 @@ from .layout import (
 from .table import GOLDEN, entity_key, table_bits, table_delete, table_find
 
 __all__ = ["apply_events", "best_group_order"]
+
+_WORKER_SALT = np.int64(0x3C6EF372FE94F82B)  # keeps worker keys apart from job keys in a run
 
 
 @kernel
@@ -233,16 +241,29 @@ def best_group_order(states, cur, adopt):
 
 
 @kernel
+def _run_key(kind, ep, job, worker, i):
+    """Who event ``i`` is about: a job or worker key (never 0), or 0 for webhooks and markers."""
+    kd = kind[i]
+    if kd == KIND_JOB:
+        return entity_key(job[i], ep[i])
+    if kd == KIND_WORKER:
+        k = entity_key(worker[i], ep[i]) ^ _WORKER_SALT
+        return k if k != 0 else np.int64(1)
+    return np.int64(0)
+
+
+@kernel
 def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
-    """Rearrange events ``[a, b)`` (one timestamp) in place: other events first, then each job's
-    events together in the order that makes the most of its transitions legal."""
+    """Rearrange events ``[a, b)`` (one timestamp) in place so the result does not depend on
+    their arrival order: events of one job or worker together, a job's in the order that makes
+    the most of its transitions legal, a worker's in state order; webhooks and markers first."""
     length = b - a
     keys = np.empty(length, dtype=np.int64)
     rank = np.empty(length, dtype=np.int64)
     for j in range(length):
         i = a + j
-        keys[j] = entity_key(job[i], ep[i]) if kind[i] == KIND_JOB else np.int64(0)
-        rank[j] = state[i] * 4 + kind[i]
+        keys[j] = _run_key(kind, ep, job, worker, i)
+        rank[j] = state[i]
     order = np.argsort(rank, kind="mergesort")
     order = order[np.argsort(keys[order], kind="mergesort")]  # by key, then state: deterministic
     final = np.empty(length, dtype=np.int64)
@@ -254,7 +275,7 @@ def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
         while g_end < length and keys[order[g_end]] == k:
             g_end += 1
         size = g_end - j
-        if size == 1 or k == 0:
+        if size == 1 or k == 0 or kind[a + order[j]] != KIND_JOB:
             final[j:g_end] = order[j:g_end]
         else:
             states = np.empty(size, dtype=np.int64)
@@ -286,6 +307,7 @@ def apply_events(
     start,
     jt,
     wt,
+    fifo,
     slot_of,
     rows,
     row_free,
@@ -313,9 +335,13 @@ def apply_events(
     bits = table_bits(cap)
     jt_limit = (cap * 3) // 4
     wt_limit = (wt.shape[0] * 3) // 4
+    fifo_cap = fifo.shape[0]
     scratch_size = scratch_key.shape[0]
     scratch_bits = table_bits(scratch_size)
     checked_to = start  # runs starting before this position were already examined
+    w = np.int64(0)
+    w_start = np.int64(1)  # empty cached window: the first event computes its own
+    w_end = np.int64(0)
     i = start
     while i < n:
         ahead = i + PREFETCH_DISTANCE
@@ -325,9 +351,12 @@ def apply_events(
                 np.int64((np.uint64(entity_key(job[ahead], ep[ahead])) * GOLDEN) >> np.uint64(64 - bits)),
             )
         t = ts[i]
-        w = t // width
+        if t < w_start or t >= w_end:  # a division only when the event leaves the cached window
+            w = t // width
+            w_start = w * width
+            w_end = w_start + width
         if t >= st[ST_NEXT_SWEEP] or w != st[ST_CLOCK_W]:
-            status = catch_up(t, jt, wt, slot_of, rows, row_free, epa, st, cfg)
+            status = catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg)
             if status != OK:
                 return status, i
         # a run of equal timestamps holding two events of one job is reordered first
@@ -341,9 +370,9 @@ def apply_events(
                 st[ST_GEN] += 1
                 gen = st[ST_GEN]
                 for j in range(i, run_end):
-                    if kind[j] != KIND_JOB:
+                    key = _run_key(kind, ep, job, worker, j)
+                    if key == 0:
                         continue
-                    key = entity_key(job[j], ep[j])
                     h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - scratch_bits))
                     while scratch_gen[h] == gen:
                         if scratch_key[h] == key:
@@ -366,8 +395,10 @@ def apply_events(
             return NEED_ROWS, i
         if st[ST_POOL_TOP] < N_METRICS:
             return NEED_POOL, i
+        if st[ST_FIFO_TAIL] - st[ST_FIFO_HEAD] >= fifo_cap:
+            return NEED_FIFO, i
         e = ep[i]
-        r = slot_of[e, w % RING]
+        r = slot_of[e, w & (RING - 1)]
         if r < 0 or rows[r, R_W] != w:
             r = row_for(slot_of, rows, row_free, st, e, w)
             if r < 0:
@@ -384,8 +415,10 @@ def apply_events(
                 slot = (slot + 1) & (cap - 1)
             metric = -1
             duration = np.int64(0)
+            entered = 0  # the state the job entered, if the event changed it
             if jt[slot, J_KEY] == 0:
                 if s_new == IN_QUEUE:
+                    entered = IN_QUEUE
                     jt[slot, J_KEY] = key
                     jt[slot, J_ENTER] = t
                     jt[slot, J_META] = IN_QUEUE | (np.int64(e) << 32)
@@ -395,6 +428,7 @@ def apply_events(
                 else:
                     rows[r, R_CNT + C_ORPHANS] += 1
                     if adopt:
+                        entered = s_new
                         jt[slot, J_KEY] = key
                         jt[slot, J_ENTER] = t
                         jt[slot, J_META] = s_new | (np.int64(e) << 32)
@@ -412,6 +446,7 @@ def apply_events(
                     rows[r, R_CNT + C_INVALID] += 1
                     invalid_pairs[cur, s_new] += 1
                 else:
+                    entered = s_new
                     attempt = (meta >> 8) & 0xFFFFFF
                     if s_new == IN_QUEUE:
                         rows[r, R_CNT + C_RETRIED] += 1
@@ -432,6 +467,14 @@ def apply_events(
                         epa[e, E_PROGRESS] -= 1
                     jt[slot, J_META] = s_new | (attempt << 8) | (np.int64(e) << 32)
                     jt[slot, J_ENTER] = t
+            if entered == IN_QUEUE or entered == IN_PROGRESS:
+                if t < st[ST_MIN_IN_FLIGHT]:
+                    st[ST_MIN_IN_FLIGHT] = t
+            elif entered != 0:  # finished: queued for the retention sweep
+                tail = st[ST_FIFO_TAIL]
+                fifo[tail & (fifo_cap - 1), F_KEY] = key
+                fifo[tail & (fifo_cap - 1), F_TIME] = t
+                st[ST_FIFO_TAIL] = tail + 1
             if metric >= 0:
                 p = rows[r, R_HIST + metric]
                 if p < 0:

@@ -10,7 +10,7 @@ import numpy as np
 from ._jit import kernel
 from .hdr import highest_equivalent, lowest_equivalent, median_equivalent
 
-__all__ = ["row_stats", "window_range_sum"]
+__all__ = ["drain_dense", "row_stats", "window_range_sum"]
 
 
 @kernel
@@ -109,3 +109,34 @@ def window_range_sum(
     else:
         total += _add_rows(windows, ptr, idx, cnt, lo, hi, scratch)
     return total
+
+
+@kernel
+def drain_dense(pool, slots):
+    """Sparse copy of dense histograms ``pool[slots[j]]`` (skipping ``slots[j] < 0``), zeroing them.
+
+    Returns ``(row, index, count)`` entries sorted by row then index, ``row`` being ``j``.
+    """
+    n = 0
+    for j in range(slots.shape[0]):
+        p = slots[j]
+        if p >= 0:
+            for i in range(pool.shape[1]):
+                if pool[p, i] != 0:
+                    n += 1
+    row = np.empty(n, dtype=np.int32)
+    idx = np.empty(n, dtype=np.int32)
+    cnt = np.empty(n, dtype=np.int64)
+    k = 0
+    for j in range(slots.shape[0]):
+        p = slots[j]
+        if p >= 0:
+            for i in range(pool.shape[1]):
+                c = pool[p, i]
+                if c != 0:
+                    row[k] = j
+                    idx[k] = i
+                    cnt[k] = c
+                    pool[p, i] = 0
+                    k += 1
+    return row, idx, cnt
