@@ -24,7 +24,7 @@ from .events import EndpointRegistry, EventBatch, Rejections, normalize
 from .geometry import Geometry
 from .histogram import HdrHistogram
 from .snapshot import SnapshotSpec, quantile_label, to_table
-from .states import JobState, Kind
+from .states import JobState
 from .timeparse import parse_duration, to_epoch_us
 from .windows import BLOCK, EndpointRows, RowBlock
 

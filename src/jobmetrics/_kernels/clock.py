@@ -6,6 +6,7 @@ progress in ``st`` so the caller can grow arrays and call again.
 
 from __future__ import annotations
 
+from ._intrinsics import prefetch_row
 from ._jit import kernel
 from .layout import (
     C_COLD_START_FAILURES,
@@ -59,7 +60,6 @@ from .layout import (
     W_META,
     W_SEEN,
 )
-from ._intrinsics import prefetch_row
 from .table import home_slot, table_bits, table_delete, table_find
 
 
