@@ -23,9 +23,7 @@ def simulated_events(n_jobs: int = 20_000, seed: int = 7) -> pa.Table:
             "ts": np.concatenate([arrive, started, ended]),
             "endpoint": np.tile(endpoint, 3),
             "job_id": np.tile(job_id, 3),
-            "state": np.concatenate(
-                [np.full(n_jobs, "IN_QUEUE"), np.full(n_jobs, "IN_PROGRESS"), outcome]
-            ),
+            "state": np.concatenate([np.full(n_jobs, "IN_QUEUE"), np.full(n_jobs, "IN_PROGRESS"), outcome]),
         }
     )
     return table.sort_by("ts")

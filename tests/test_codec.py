@@ -289,9 +289,7 @@ def test_python_reader_decodes_our_bytes(case: tuple[Geometry, np.ndarray]) -> N
     if np.flatnonzero(counts).max(initial=0) > 0:  # see test_we_decode_python_writer_bytes
         assert theirs.get_max_value() == naive.max_value(counts, um, hm)
     for p in (0, 1, 25, 50, 70, 90, 98, 99.9, 100):
-        assert theirs.get_value_at_percentile(p) == naive.value_at_percentile(
-            counts, p, um, hm, rank="round"
-        )
+        assert theirs.get_value_at_percentile(p) == naive.value_at_percentile(counts, p, um, hm, rank="round")
 
 
 @SETTINGS
@@ -515,9 +513,7 @@ def test_index_limit_is_exact() -> None:
     h = decode(blob(run, sig=0, lowest=2**40, highest=2**41))
     assert h.total_count == 0
     # ... a count at the last addressable index is fine ...
-    h = decode(
-        blob(naive.zigzag_encode(-(limit - 1)) + b"\x02", sig=0, lowest=2**40, highest=2**41)
-    )
+    h = decode(blob(naive.zigzag_encode(-(limit - 1)) + b"\x02", sig=0, lowest=2**40, highest=2**41))
     assert h.counts[limit - 1] == 1
     assert len(h.counts) == limit
     # ... one more is not

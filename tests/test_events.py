@@ -213,9 +213,7 @@ def _check_rows(batch: EventBatch, registry: EndpointRegistry) -> None:
             ),
             id="chunked_table",
         ),
-        pytest.param(
-            lambda: pa.table({k: [None, *v] for k, v in ROWS.items()}).slice(1), id="sliced_table"
-        ),
+        pytest.param(lambda: pa.table({k: [None, *v] for k, v in ROWS.items()}).slice(1), id="sliced_table"),
         pytest.param(
             lambda: pa.table(
                 {
@@ -281,9 +279,7 @@ def test_numeric_text_status_codes_and_integer_endpoints() -> None:
 
 
 def test_empty_input() -> None:
-    batch, rejected = normalize(
-        pa.table({k: pa.array([], pa.string()) for k in ROWS}), EndpointRegistry()
-    )
+    batch, rejected = normalize(pa.table({k: pa.array([], pa.string()) for k in ROWS}), EndpointRegistry())
     assert len(batch) == 0 and rejected.total == 0
     batch, _ = normalize({"ts": [], "endpoint": []}, EndpointRegistry())
     assert len(batch) == 0
@@ -304,9 +300,7 @@ def _ts(values: object, typ: pa.DataType | None = None) -> tuple[list[int], Reje
     return batch.ts.tolist(), rejected
 
 
-@pytest.mark.parametrize(
-    ("unit", "scale"), [("s", 1_000_000), ("ms", 1000), ("us", 1), ("ns", None)]
-)
+@pytest.mark.parametrize(("unit", "scale"), [("s", 1_000_000), ("ms", 1000), ("us", 1), ("ns", None)])
 @pytest.mark.parametrize("tz", [None, "UTC", "Asia/Kolkata"])
 def test_timestamp_units(unit: str, scale: int | None, tz: str | None) -> None:
     raw = [1_700_000_000, -3, 0, 1_700_000_000_123]
@@ -658,9 +652,7 @@ def test_missing_columns() -> None:
         EndpointRegistry(),
     )
     assert batch.job.tolist() == [0] and batch.worker.tolist() == [ref_hash("w")]
-    batch, _ = normalize(
-        {**base, "kind": ["webhook"], "job_id": [7], "status_code": [0]}, EndpointRegistry()
-    )
+    batch, _ = normalize({**base, "kind": ["webhook"], "job_id": [7], "status_code": [0]}, EndpointRegistry())
     assert batch.state.tolist() == [0] and batch.status.tolist() == [0]
     assert batch.job.tolist() == [ref_int_key(7)]
 
@@ -772,9 +764,7 @@ def test_normalize_matches_row_by_row_reference(
         for r in rows:
             if r["endpoint"] in used and r["endpoint"] not in seen:
                 seen.append(r["endpoint"])  # type: ignore[arg-type]
-        assert [registry.name(c) for c in batch.endpoint.tolist()] == [
-            r["endpoint"] for _, r in kept
-        ]
+        assert [registry.name(c) for c in batch.endpoint.tolist()] == [r["endpoint"] for _, r in kept]
     assert registry.names() == seen
     reasons = [why for rows in batches for _, why in map(_reference, rows) if why is not None]
     assert report.total == len(reasons)

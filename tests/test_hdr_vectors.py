@@ -359,10 +359,7 @@ def test_header_fields(name: str) -> None:
 def test_recorded_buckets(name: str) -> None:
     v = VECTORS[name]
     h = _decoded(name)
-    got = [
-        (naive.value_from_index(int(i), *_mags(h)), int(h.counts[i]))
-        for i in np.flatnonzero(h.counts)
-    ]
+    got = [(naive.value_from_index(int(i), *_mags(h)), int(h.counts[i])) for i in np.flatnonzero(h.counts)]
     assert got == list(v.buckets or ())
 
 
@@ -443,9 +440,7 @@ def test_reencode_gives_the_java_inflated_bytes(name: str) -> None:
     assert sparse == ours
 
 
-@pytest.mark.skipif(
-    "ng" in zlib.ZLIB_RUNTIME_VERSION.lower(), reason="zlib-ng deflates differently"
-)
+@pytest.mark.skipif("ng" in zlib.ZLIB_RUNTIME_VERSION.lower(), reason="zlib-ng deflates differently")
 @pytest.mark.parametrize("name", JAVA_WRITTEN)
 def test_reencode_gives_the_java_compressed_bytes(name: str) -> None:
     raw = _raw(VECTORS[name].blob)

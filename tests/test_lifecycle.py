@@ -91,9 +91,7 @@ def summary(agg: Any) -> dict[str, Any]:
     return {
         "totals": {ep: dict(agg.totals(ep)) for ep in endpoints},
         "histograms": {
-            (ep, metric): agg.histogram(ep, metric).counts.tolist()
-            for ep in endpoints
-            for metric in METRICS
+            (ep, metric): agg.histogram(ep, metric).counts.tolist() for ep in endpoints for metric in METRICS
         },
         "invalid": {pair: n for pair, n in agg.invalid_transition_counts().items() if n},
         "jobs": agg.jobs_in_memory(),

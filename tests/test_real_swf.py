@@ -34,9 +34,7 @@ def kth(shared_data: Path) -> SwfLog:
 def aggregated(kth: SwfLog) -> Any:
     from jobmetrics import Aggregator
 
-    agg = Aggregator(
-        window="1d", job_ttl="30d", retention="30d", highest="30d", allowed_lateness="0s"
-    )
+    agg = Aggregator(window="1d", job_ttl="30d", retention="30d", highest="30d", allowed_lateness="0s")
     agg.ingest(swf_events(kth, endpoint="kth-sp2", sort=True))
     agg.flush()
     return agg
@@ -83,9 +81,7 @@ def test_counts(aggregated: Any) -> None:
 
 
 @pytest.mark.parametrize(("metric", "field"), [("delay_time", "wait"), ("execution_time", "run")])
-def test_percentiles_within_hdr_error(
-    aggregated: Any, kth: SwfLog, metric: str, field: str
-) -> None:
+def test_percentiles_within_hdr_error(aggregated: Any, kth: SwfLog, metric: str, field: str) -> None:
     histogram = aggregated.histogram("kth-sp2", metric)
     assert histogram.total_count == N_JOBS
     values_us = getattr(kth, field) * 1_000_000

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from typing import Any
 
@@ -49,32 +50,33 @@ def additive(row: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in row.items() if name != "final" and name not in AVERAGES}
 
 
-def assert_rollup_contract(fine: pa.Table, coarse: pa.Table, step: int) -> None:
-    """``final`` and ``workers_<state>_avg`` of each rolled-up row, from its input rows, as
-    docs/snapshot.md states them.
+def watermark_of(table: pa.Table) -> int:
+    """The watermark a snapshot records in its metadata (µs)."""
+    return int(json.loads(table.schema.metadata[b"jobmetrics"])["watermark_us"])
 
-    A rolled-up row is final when all its input rows are final and it ends at or before the end
-    of the latest final input row of the table. A final row's average is its worker-µs over
-    ``step``; an open row's is over the time from its start to the end of its latest input row.
-    """
+
+def assert_rollup_contract(fine: pa.Table, coarse: pa.Table, step: int) -> None:
+    """``final`` and ``workers_<state>_avg`` of each rolled-up row, as docs/snapshot.md states them:
+    a row is final when its window ends at or before the watermark recorded in the input's
+    metadata; a final row's average is its worker-µs over ``step``, an open row's over the time
+    from its start to the watermark. The output records the same watermark."""
+    wm = watermark_of(fine)
+    assert watermark_of(coarse) == wm
     fine_rows = row_list(fine)  # several rows of one window when they come from several sources
-    latest_final = max((r["window_end"] for r in fine_rows if r["final"]), default=None)
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in fine_rows:
         groups.setdefault((row["endpoint"], row["window_start"] // step * step), []).append(row)
     coarse_rows = table_rows(coarse)
     assert sorted(coarse_rows) == sorted(groups)
     for key, row in coarse_rows.items():
-        members = groups[key]
         start = key[1]
-        final = all(r["final"] for r in members) and (
-            latest_final is not None and start + step <= latest_final
-        )
+        final = start + step <= wm
         assert row["final"] == final, key
         assert row["window_end"] == start + step
-        covered = step if final else max(r["window_end"] for r in members) - start
+        covered = step if final else min(max(wm - start, 0), step)
         for s in WORKER_STATES:
-            assert row[f"workers_{s}_avg"] == row[f"workers_{s}_us"] / covered, (key, s)
+            expected = row[f"workers_{s}_us"] / covered if covered else 0.0
+            assert row[f"workers_{s}_avg"] == expected, (key, s)
 
 
 # -- coarser windows -------------------------------------------------------------------------------
@@ -84,9 +86,7 @@ def closed(events: list[Event], copies: int = 1, *, like: list[Event] | None = N
     """``events`` followed by ``copies`` webhook deliveries per endpoint at the largest ``ts``
     (endpoints and largest ``ts`` of ``like`` when given).
 
-    With an event in the open window, every endpoint has a row there: the engine leaves out the
-    open-window row of an endpoint without events in it (see test_snapshot's xfail), and its
-    worker-µs of the open window with it.
+    Used to give several sources the same watermark.
     """
     like = events if like is None else like
     watermark = max(ev.ts for ev in like)
@@ -96,31 +96,19 @@ def closed(events: list[Event], copies: int = 1, *, like: list[Event] | None = N
 
 @given(hours_long)
 def test_minutes_rolled_up_to_hours_equal_hourly_aggregation(stream: Stream) -> None:
-    events = closed(stream.arrival)
+    events = stream.arrival
     minutes = snapshot_of(events, stream.params)
     hourly = rollup(minutes, "1h")
     assert_rollup_contract(minutes, hourly, HOUR)
     direct = table_rows(snapshot_of(events, at_width(stream.params, HOUR)))
     rolled = table_rows(hourly)
     assert sorted(rolled) == sorted(direct)
-    minute_rows = table_rows(minutes).values()
-    latest_final = max((r["window_end"] for r in minute_rows if r["final"]), default=0)
     for key, want in direct.items():
         got = rolled[key]
         assert additive(got) == additive(want), key  # *_hdr bytes included
-        # final (and with it the averages) as the direct aggregation's when a final minute row
-        # ends at or after the hour's end; otherwise open (test_closed_hour_is_final_after_rollup)
-        if got["window_end"] <= latest_final:
-            assert got == want, key
-        else:
-            assert not got["final"]
+        assert got == want, key  # final and the averages too: both use the same watermark
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the open minute has no row for an endpoint without events in it, so its worker-us "
-    "up to the watermark are missing from the rolled-up hour",
-)
 def test_open_minute_of_a_quiet_endpoint_is_rolled_up() -> None:
     events = [
         Event(T0 + 10 * S, "a", None, "INITIALIZING", "worker", "w-0"),
@@ -146,13 +134,12 @@ def test_rolling_up_twice_equals_once(stream: Stream) -> None:
     for key, want in once.items():
         got = twice_rows[key]
         assert additive(got) == additive(want), key
-        if got["final"]:
-            assert got == want, key
-    # Rolling up again at the same width keeps every row (an open row's averages then cover
-    # the whole hour: the time covered is that of the input rows).
+        assert got == want, key
+    # Rolling up again at the same width changes nothing.
     again = rollup(twice, "1h")
     assert_rollup_contract(twice, again, HOUR)
     again_rows = table_rows(again)
+    assert again_rows == twice_rows
     assert sorted(again_rows) == sorted(twice_rows)
     for key, want in twice_rows.items():
         assert additive(again_rows[key]) == additive(want), key
@@ -175,11 +162,6 @@ def test_rollup_at_the_same_width_keeps_final_rows() -> None:
     assert [r["final"] for r in want.values()] == [True, True, True, False, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollup decides `final` from the latest final input row, not the watermark: an hour "
-    "closed by the watermark stays open when no minute row ends at or after the hour's end",
-)
 def test_closed_hour_is_final_after_rollup() -> None:
     # Watermark T0 + 1 h: the hour [T0, T0 + 1 h) is closed (SPEC §4: final = closed by the
     # watermark), as the direct 1-hour aggregation says. Its only minute row ends at T0 + 1 min.
@@ -191,11 +173,6 @@ def test_closed_hour_is_final_after_rollup() -> None:
     assert rolled[("ep", T0)] == direct[("ep", T0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollup's `final` depends on the intermediate grain: 1m -> 10m -> 1h leaves open an "
-    "hour that 1m -> 1h closes (the latest final row ends earlier at 10-minute grain)",
-)
 def test_rolling_up_twice_keeps_final() -> None:
     events = [
         webhook_event(T0 + 10 * S, "ep", "a", 200),  # hour 0, minute 0
@@ -238,6 +215,7 @@ def test_split_by_job_rolls_up_to_one_aggregator(stream: Stream) -> None:
     parts = [snapshot_of(closed(part, like=stream.arrival), stream.params) for part in (first, second)]
     both = pa.concat_tables(parts)
     width = stream.params.window_us
+    assert watermark_of(parts[0]) == watermark_of(parts[1])
     merged = rollup(both, width)
     assert_rollup_contract(both, merged, width)
     got = table_rows(merged)
@@ -271,11 +249,6 @@ def test_every_must_cover_whole_rows() -> None:
         rollup(snap.drop_columns(["final"]), "1h")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollup only rejects an `every` that is not a multiple of the width when some row "
-    "happens to straddle a coarse window; the width is in the table's metadata",
-)
 def test_every_not_a_multiple_is_rejected_whatever_the_rows() -> None:
     snap = _minute_snapshot([webhook_event(T0 + 10 * S, "ep", "a", 200)])
     with pytest.raises(ValueError, match="not a multiple"):

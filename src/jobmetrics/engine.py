@@ -210,18 +210,18 @@ class Engine:
         rows = np.flatnonzero(live & (self.rows[:, L.R_W] < clock))
         if rows.size == 0:
             return 0
-        self.closed.append(self._take_rows(rows, self.rows[rows], drain=True))
+        self.closed.append(self._take_rows(self.rows[rows], drain=True))
         self._free_rows(rows)
         return int(rows.size)
 
-    def _take_rows(self, rows: npt.NDArray[np.intp], values: I64, *, drain: bool) -> RowBlock:
-        """Sparse copy of ``rows`` whose row values (counters, gauges) are ``values``; with ``drain``
-        their dense histograms are zeroed on the way (the rows are being closed)."""
+    def _take_rows(self, values: I64, *, drain: bool) -> RowBlock:
+        """Sparse copy of rows given by their ``values`` (a slice of the row layout, histogram slots
+        included); with ``drain`` their dense histograms are zeroed on the way (rows being closed)."""
         hist_rows: list[npt.NDArray[np.int32]] = []
         hist_idx: list[npt.NDArray[np.int32]] = []
         hist_cnt: list[I64] = []
         for m in range(L.N_METRICS):
-            slots = self.rows[rows, L.R_HIST + m]
+            slots = values[:, L.R_HIST + m]
             if drain:
                 r, i, c = drain_dense(self.pool, slots)
             else:
@@ -258,21 +258,38 @@ class Engine:
         self.st[L.ST_ROW_TOP] = top + rows.size
 
     def open_rows(self, watermark: int) -> RowBlock:
-        """Sparse copy of the rows still open, their gauges taken as of ``watermark``: jobs in
-        queue/in progress now, worker-µs accumulated up to the watermark."""
+        """Sparse copy of the clock window's rows, their gauges taken as of ``watermark``: jobs in
+        queue/in progress now, worker-µs up to the watermark, maxima including the current levels.
+        An endpoint with jobs in flight or workers gets a row even without events in the window.
+        """
         rows = np.flatnonzero(self.rows[:, L.R_EP] >= 0)
         values = self.rows[rows].copy()
-        if rows.size:
+        clock = self.clock_window
+        if clock is not None:
+            n = self.n_endpoints
+            g = L.N_WORKER_GAUGES
+            e = self.epa[:n]
+            active = (e[:, L.E_QUEUE] != 0) | (e[:, L.E_PROGRESS] != 0)
+            active |= (e[:, L.E_WLEVEL : L.E_WLEVEL + g] != 0).any(axis=1)
+            active |= (e[:, L.E_WINT : L.E_WINT + g] != 0).any(axis=1)
+            active[values[:, L.R_EP]] = False  # those already have a row
+            quiet = np.flatnonzero(active)
+            if quiet.size:
+                extra = np.zeros((quiet.size, L.R_COLS), dtype=np.int64)
+                extra[:, L.R_EP] = quiet
+                extra[:, L.R_W] = clock
+                extra[:, L.R_HIST : L.R_HIST + L.N_METRICS] = -1
+                values = np.concatenate([values, extra])
+        if values.shape[0]:
             eps = values[:, L.R_EP]
+            g = L.N_WORKER_GAUGES
             values[:, L.R_QUEUE] = self.epa[eps, L.E_QUEUE]
             values[:, L.R_PROGRESS] = self.epa[eps, L.E_PROGRESS]
-            g = L.N_WORKER_GAUGES
             dt = np.maximum(watermark - self.epa[eps, L.E_WLAST], 0)[:, None]
-            values[:, L.R_WINT : L.R_WINT + g] = (
-                self.epa[eps, L.E_WINT : L.E_WINT + g] + self.epa[eps, L.E_WLEVEL : L.E_WLEVEL + g] * dt
-            )
-            values[:, L.R_WMAX : L.R_WMAX + g] = self.epa[eps, L.E_WMAX : L.E_WMAX + g]
-        return self._take_rows(rows, values, drain=False)
+            level = self.epa[eps, L.E_WLEVEL : L.E_WLEVEL + g]
+            values[:, L.R_WINT : L.R_WINT + g] = self.epa[eps, L.E_WINT : L.E_WINT + g] + level * dt
+            values[:, L.R_WMAX : L.R_WMAX + g] = np.maximum(self.epa[eps, L.E_WMAX : L.E_WMAX + g], level)
+        return self._take_rows(values, drain=False)
 
     def open_row(self, code: int) -> int:
         """Row of endpoint ``code`` in the clock's window, or -1."""

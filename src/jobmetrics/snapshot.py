@@ -234,11 +234,10 @@ def to_table(
 
 # ---------------------------------------------------------------------------------- rollup
 def _spec_of(table: pa.Table) -> SnapshotSpec:
-    meta = (table.schema.metadata or {}).get(_META)
+    info = _metadata(table)
     quantiles: list[float] = []
     geometry: Geometry | None = None
-    if meta is not None:
-        info = json.loads(meta)
+    if info:
         quantiles = [float(q) for q in info["quantiles"]]
         geometry = Geometry(int(info["lowest"]), int(info["highest"]), int(info["significant_figures"]))
     else:
@@ -256,7 +255,7 @@ def _spec_of(table: pa.Table) -> SnapshotSpec:
     return SnapshotSpec(geometry, tuple(quantiles))
 
 
-def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
+def rollup(table: pa.Table, every: str | int = "1h", *, watermark: int | None = None) -> pa.Table:
     """Re-aggregate snapshot rows exactly into windows of ``every`` (epoch aligned).
 
     Rows of the same (endpoint, window) — from several aggregators, or a window split across
@@ -266,10 +265,15 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
     grain. ``in_queue``/``in_progress`` are those of the last window in each group;
     ``workers_<state>_max`` is the largest of the group's (for rows of one window from several
     sources it is the sum of their maxima, an upper bound unless each endpoint's workers were
-    aggregated by one source). A coarse row is final when all its rows are final.
+    aggregated by one source).
 
-    Every row's window must lie within one window of ``every`` (``every`` a multiple of the
-    rows' width); :class:`ValueError` otherwise.
+    A coarse row is final when its window ends at or before the watermark: ``watermark`` (µs) if
+    given, else the one recorded in the table's metadata (after ``pyarrow.concat_tables``, the first
+    table's), else the end of the latest final row. Averages of final rows are over the whole
+    window, of open rows over the part before the watermark — as a direct aggregation reports them.
+
+    ``every`` must be a multiple of the rows' window width (recorded in the metadata) and every
+    row's window must lie within one window of ``every``; :class:`ValueError` otherwise.
 
     Examples
     --------
@@ -283,6 +287,12 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
     if missing:
         raise ValueError(f"not a snapshot table: missing columns {missing}")
     spec = _spec_of(table)
+    info = _metadata(table)
+    width = info.get("window_us")
+    if width and step % int(width):
+        raise ValueError(
+            f"every={every!r} ({step} µs) is not a multiple of the rows' window width ({width} µs)"
+        )
     n_in = table.num_rows
     start = (
         pc.cast(table.column("window_start"), pa.int64()).to_numpy(zero_copy_only=False)
@@ -338,16 +348,13 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
     )
     out_start = uniq[:, 0] * step
     out_end = out_start + step
-    all_final = np.ones(n_out, dtype=bool)
-    if n_in:
-        np.logical_and.at(all_final, group, final_in)
-    final_end = end[final_in].max() if final_in.any() else np.iinfo(np.int64).min
-    final = all_final & (out_end <= final_end)
-    elapsed = np.full(n_out, step, dtype=np.int64)
-    if n_in and not final.all():
-        covered = np.zeros(n_out, dtype=np.int64)
-        np.maximum.at(covered, group, end - (coarse * step))
-        elapsed = np.where(final, step, covered)
+    if watermark is None:
+        watermark = info.get("watermark_us")
+    if watermark is None:
+        watermark = int(end[final_in].max()) if final_in.any() else np.iinfo(np.int64).min
+    wm = int(watermark)
+    final = out_end <= wm
+    elapsed = np.where(final, step, np.clip(wm - out_start, 0, step)).astype(np.int64)
     hist = [_decode_column(table.column(f"{m}_hdr"), group, spec.geometry) for m in L.METRIC_NAMES]
     endpoint = ep_names.take(pa.array(uniq[:, 1])) if n_out else pa.array([], type=pa.string())
     order = np.lexsort((endpoint.to_numpy(zero_copy_only=False) if n_out else np.zeros(0), out_start))
@@ -358,7 +365,12 @@ def rollup(table: pa.Table, every: str | int = "1h") -> pa.Table:
         endpoint.take(pa.array(order)) if n_out else endpoint,
         out_start[order], out_end[order], final[order], values[order], hist_sorted, elapsed[order],
     )  # fmt: skip
-    return _table(rows, spec, {"window_us": step})
+    return _table(rows, spec, {"window_us": step, "watermark_us": wm})
+
+
+def _metadata(table: pa.Table) -> dict[str, Any]:
+    meta = (table.schema.metadata or {}).get(_META)
+    return {} if meta is None else dict(json.loads(meta))
 
 
 def _group_sum(x: npt.NDArray[np.int64], group: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:

@@ -100,19 +100,24 @@ def row_for(slot_of, rows, row_free, st, e, w):
 
 @kernel
 def worker_level_change(epa, e, t, old, new):
-    """A worker of endpoint ``e`` moves from state ``old`` to ``new`` (0 or OFFLINE: none) at ``t``."""
+    """A worker of endpoint ``e`` moves from state ``old`` to ``new`` (0 or OFFLINE: none) at ``t``.
+
+    The levels that held since the last change are integrated and, as they held for a while,
+    count towards the maxima; a level that exists only between two events of one timestamp
+    does not (maxima are taken per instant, after all of its events).
+    """
     dt = t - epa[e, E_WLAST]
     if dt > 0:
         for s in range(N_WORKER_GAUGES):
-            epa[e, E_WINT + s] += epa[e, E_WLEVEL + s] * dt
+            lvl = epa[e, E_WLEVEL + s]
+            epa[e, E_WINT + s] += lvl * dt
+            if lvl > epa[e, E_WMAX + s]:
+                epa[e, E_WMAX + s] = lvl
     epa[e, E_WLAST] = t
     if 1 <= old <= N_WORKER_GAUGES:
         epa[e, E_WLEVEL + old - 1] -= 1
     if 1 <= new <= N_WORKER_GAUGES:
-        lvl = epa[e, E_WLEVEL + new - 1] + 1
-        epa[e, E_WLEVEL + new - 1] = lvl
-        if lvl > epa[e, E_WMAX + new - 1]:
-            epa[e, E_WMAX + new - 1] = lvl
+        epa[e, E_WLEVEL + new - 1] += 1
 
 
 @kernel
