@@ -97,7 +97,11 @@ class Geometry:
 
     @property
     def max_relative_error(self) -> float:
-        """Bound on |reported - true| / true for values >= lowest: 2**-(log2(sub_bucket_count) - 1)."""
+        """Bound on |reported - true| / true: 2**-(log2(sub_bucket_count) - 1).
+
+        It holds for values of at least ``sub_bucket_count / 2 * 2**unit_magnitude``; smaller values
+        share buckets of the absolute width ``2**unit_magnitude``.
+        """
         return 2.0**-(self.half_magnitude)
 
     def compatible_with(self, other: Geometry) -> bool:

@@ -20,6 +20,8 @@ from .geometry import Geometry
 
 __all__ = ["DEFAULT_HIGHEST", "HdrHistogram"]
 
+_I64_MAX = np.iinfo(np.int64).max
+
 #: Seven days in microseconds: the default range of jobmetrics' duration histograms.
 DEFAULT_HIGHEST = 7 * 24 * 3600 * 1_000_000
 
@@ -32,7 +34,7 @@ def _check_rank(rank: str) -> bool:
         return True
     if rank == "round":
         return False
-    raise ValueError(f"rank must be 'ceil' (Java/Rust) or 'round' (C/Go/Python), got {rank!r}")
+    raise ValueError(f"rank must be 'ceil' (Java/Rust) or 'round' (C/Go), got {rank!r}")
 
 
 def _check_quantile(q: float) -> float:
@@ -46,7 +48,9 @@ class HdrHistogram:
     """Log-linear histogram of non-negative integers with HdrHistogram's buckets and encoding.
 
     Every value is kept to ``significant_figures`` decimal digits: a reported value is within
-    ``2**-(log2(sub_bucket_count) - 1)`` (0.78 % at 2 figures) of the true one, for values >= lowest.
+    ``2**-(log2(sub_bucket_count) - 1)`` (1/128, under 0.79 %, at 2 figures) of the true one for
+    values of at least ``sub_bucket_count / 2 * 2**unit_magnitude``; below that the resolution is
+    ``2**unit_magnitude`` (exact values when ``lowest`` is 1).
 
     Parameters
     ----------
@@ -73,7 +77,16 @@ class HdrHistogram:
     True
     """
 
-    __slots__ = ("_clamp_to", "_counts", "_geometry", "_out_of_range", "_total", "clamped_count")
+    __slots__ = (
+        "_clamp_to",
+        "_counts",
+        "_geometry",
+        "_half",
+        "_out_of_range",
+        "_total",
+        "_unit",
+        "clamped_count",
+    )
 
     def __init__(
         self,
@@ -91,6 +104,8 @@ class HdrHistogram:
         self._total = 0
         self.clamped_count = 0
         self._clamp_to = self._geometry.highest if out_of_range == "clamp" else -1
+        self._unit = self._geometry.unit_magnitude
+        self._half = self._geometry.half_magnitude
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -204,8 +219,14 @@ class HdrHistogram:
         if count is None and expected_interval is None and isinstance(values, int | np.integer):
             self._record_one(int(values))
             return
-        arr = self._as_values(values)
-        um, hm = self._geometry.unit_magnitude, self._geometry.half_magnitude
+        arr, huge_at, huge = self._as_values(values)
+        if huge_at >= 0 and self._clamp_to < 0:
+            # record what comes before the first value beyond int64, as for any out-of-range value
+            if huge_at:
+                head = count if count is None or np.ndim(count) == 0 else np.asarray(count)[:huge_at]
+                self.record(arr[:huge_at], head, expected_interval=expected_interval)
+            self._raise_out_of_range(huge)
+        um, hm = self._unit, self._half
         if expected_interval is not None:
             if count is not None:
                 raise ValueError("count and expected_interval cannot be combined")
@@ -225,7 +246,15 @@ class HdrHistogram:
             recorded_n = arr.shape[0] if bad < 0 else int(bad)
             self._total += recorded_n
         else:
-            weights = np.asarray(count, dtype=np.int64)
+            weights = np.asarray(count)
+            if weights.dtype.kind == "f":
+                if not np.all(np.isfinite(weights) & (weights == np.floor(weights))):
+                    raise ValueError(f"count must be a whole number; got {count!r}")
+            elif weights.dtype.kind not in "iub":
+                raise TypeError(
+                    f"count must be an integer or an array of integers, got dtype {weights.dtype}"
+                )
+            weights = weights.astype(np.int64)
             if weights.ndim == 0:
                 weights = np.full(arr.shape[0], int(weights), dtype=np.int64)
             if weights.shape != arr.shape:
@@ -251,25 +280,35 @@ class HdrHistogram:
         self._counts[idx] += 1
         self._total += 1
 
-    def _as_values(self, values: Any) -> npt.NDArray[Any]:
+    def _as_values(self, values: Any) -> tuple[npt.NDArray[Any], int, Any]:
+        """``values`` as a 1-D integer array, the position of the first value beyond int64 (-1 if
+        none) and that value. Such values are replaced by int64 extremes, which the kernels treat as
+        out of range (clamped and counted, or reported at their position)."""
         arr = np.asarray(values)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
         if arr.ndim != 1:
-            arr = arr.ravel()
-        if arr.dtype.kind in "iu":
-            if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-                self._raise_out_of_range(int(arr.max()))
-            return arr if arr.dtype.kind == "i" else arr.astype(np.int64)
-        if arr.dtype.kind == "f":
-            if arr.size and not np.all(np.isfinite(arr) & (arr == np.floor(arr))):
-                bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
-                raise ValueError(f"values must be integers; got {bad!r}")
-            if arr.size and np.abs(arr).max() >= 2.0**63:
-                self._raise_out_of_range(int(np.abs(arr).max()))
-            return arr.astype(np.int64)
+            arr = arr.reshape(-1)
         if arr.dtype.kind == "b":
-            return arr.astype(np.int64)
+            return arr.astype(np.int64), -1, None
+        if arr.dtype.kind in "iu":
+            if arr.dtype != np.uint64 or not arr.size or arr.max() <= _I64_MAX:
+                return (arr if arr.dtype.kind == "i" else arr.astype(np.int64)), -1, None
+            big = arr > _I64_MAX
+            first = int(np.argmax(big))
+            bad = arr[first]
+            return np.where(big, _I64_MAX, arr).astype(np.int64), first, int(bad)
+        if arr.dtype.kind == "f":
+            integral = np.isfinite(arr) & (arr == np.floor(arr))
+            if not integral.all():
+                raise ValueError(f"values must be integers; got {arr[~integral][0]!r}")
+            big = np.abs(arr) >= 2.0**63
+            if not big.any():
+                return arr.astype(np.int64), -1, None
+            first = int(np.argmax(big))
+            bad = arr[first]
+            out = np.where(big, 0.0, arr).astype(np.int64)
+            out[big & (arr > 0)] = _I64_MAX
+            out[big & (arr < 0)] = -1
+            return out, first, int(bad)
         raise TypeError(f"values must be integers, got an array of dtype {arr.dtype}")
 
     def _raise_out_of_range(self, value: int) -> None:
@@ -287,8 +326,7 @@ class HdrHistogram:
         return int(_hdr.highest_equivalent(self._counts.shape[0] - 1, g.unit_magnitude, g.half_magnitude))
 
     def _index(self, value: int) -> int:
-        g = self._geometry
-        um, hm = g.unit_magnitude, g.half_magnitude
+        um, hm = self._unit, self._half
         bucket = (value | (((1 << (hm + 1)) - 1) << um)).bit_length() - um - hm - 1
         return ((bucket + 1) << hm) + (value >> (bucket + um)) - (1 << hm)
 
@@ -304,7 +342,7 @@ class HdrHistogram:
 
         The highest equivalent value of the bucket where the cumulative count reaches the rank
         (the lowest equivalent value for ``q == 0``). ``rank="ceil"`` (default, Java):
-        ``max(1, ceil(q * total))`` with ``q`` nudged down one ulp; ``rank="round"`` (C, Python):
+        ``max(1, ceil(q * total))`` with ``q`` nudged down one ulp; ``rank="round"`` (C, Go):
         ``max(1, floor(q * total + 0.5))``.
         """
         return int(self.values_at_quantiles([q], rank=rank)[0])
@@ -472,6 +510,8 @@ class HdrHistogram:
         h._geometry = self._geometry
         h._out_of_range = self._out_of_range
         h._clamp_to = self._clamp_to
+        h._unit = self._unit
+        h._half = self._half
         h._counts = self._counts.copy()
         h._total = self._total
         h.clamped_count = self.clamped_count
