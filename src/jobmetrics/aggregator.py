@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ._kernels import layout as L
 from ._kernels.hdr_query import values_at_quantiles
+from ._kernels.order import find_late
 from ._kernels.sparse import window_range_sum
 from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
@@ -239,33 +240,32 @@ class Aggregator:
         self._engine.ensure_endpoints(len(self.registry))
         if len(batch) == 0:
             return
-        ts = batch.ts
-        running = np.maximum.accumulate(ts)
-        before = np.empty_like(ts)
-        before[0] = self._max_ts
-        np.maximum(running[:-1], self._max_ts, out=before[1:])
-        self._max_ts = max(self._max_ts, int(running[-1]))
-        markers = EventBatch.empty()
+        markers: EventBatch | None = None
         if self._lateness is not None:
-            arrival_wm = np.where(before == _NO_TIME, _NO_TIME, before - self._lateness)
-            np.maximum(arrival_wm, self._watermark, out=arrival_wm)
-            late = ts < arrival_wm
-            if late.any():
-                n_late = int(late.sum())
+            where, marks, new_max = find_late(
+                batch.ts, self._max_ts, self._lateness, self._watermark, _NO_TIME
+            )
+            if where.size:
+                n_late = where.size
                 markers = EventBatch(
-                    ts=arrival_wm[late],
+                    ts=marks,
                     kind=np.full(n_late, L.KIND_LATE, dtype=np.int8),
-                    endpoint=batch.endpoint[late],
+                    endpoint=batch.endpoint[where],
                     job=np.zeros(n_late, dtype=np.int64),
                     state=np.zeros(n_late, dtype=np.int8),
                     worker=np.zeros(n_late, dtype=np.int64),
                     status=np.full(n_late, -1, dtype=np.int32),
                 )
-                batch = batch.take(~late)
+                keep = np.ones(len(batch), dtype=bool)
+                keep[where] = False
+                batch = batch.take(keep)
+            self._max_ts = int(new_max)
             watermark = max(self._watermark, self._max_ts - self._lateness)
         else:
+            self._max_ts = max(self._max_ts, int(batch.ts.max()))
             watermark = self._watermark
-        self._pending = _sorted(EventBatch.concat([self._pending, batch, markers]))
+        parts = [b for b in (self._pending, batch, markers) if b is not None and len(b)]
+        self._pending = _sorted(EventBatch.concat(parts))
         self._advance_to(watermark)
 
     def _advance_to(self, watermark: int) -> None:
@@ -275,9 +275,8 @@ class Aggregator:
         pending = self._pending
         split = int(np.searchsorted(pending.ts, watermark, side="left"))
         if split:
-            ready = pending if split == len(pending) else pending.take(np.arange(split))
-            self._engine.apply(ready)
-            self._pending = pending.take(np.arange(split, len(pending)))
+            self._engine.apply(pending.slice(0, split))
+            self._pending = pending.slice(split, len(pending))
         self._watermark = max(self._watermark, watermark)
         self._engine.advance(self._watermark)
         self._forget_old_windows()

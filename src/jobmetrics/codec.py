@@ -19,11 +19,12 @@ produce, including their known quirks; see ``docs/hdr-encoding.md`` for the poli
 
 from __future__ import annotations
 
-import base64
 import binascii
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,7 +61,9 @@ _HEADER_SIZE = _HEADER.size  # 40
 _OUTER = struct.Struct(">ii")
 _OUTER_SIZE = _OUTER.size  # 8
 _INT64_MAX = 2**63 - 1
+_INT64 = np.dtype(np.int64)
 _MAX_VARINT_BYTES = 9
+_TOTAL_OVERFLOW = "the total count overflows int64: the counts sum to more than 2**63 - 1"
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +109,7 @@ class DecodedHistogram:
         """
         total, overflowed = varint.checked_total(self.counts)
         if overflowed:
-            raise ValueError("the total count overflows int64: the counts sum to more than 2**63 - 1")
+            raise ValueError(_TOTAL_OVERFLOW)
         return int(total)
 
     def __repr__(self) -> str:
@@ -128,7 +131,14 @@ def max_counts_len(geometry: Geometry) -> int:
     >>> max_counts_len(Geometry(1, 1000, 3))
     55296
     """
-    return Geometry(geometry.lowest, _INT64_MAX, geometry.significant_figures).counts_len
+    return _max_counts_len(geometry.lowest, geometry.significant_figures)
+
+
+@lru_cache(maxsize=256)
+def _max_counts_len(lowest: int, significant_figures: int) -> int:
+    # Cached: the full-range geometry walks every bucket, and each encode and decode needs the
+    # limit (the histograms of a program share a handful of layouts).
+    return Geometry(lowest, _INT64_MAX, significant_figures).counts_len
 
 
 # --------------------------------------------------------------------------------------- encoding
@@ -140,6 +150,13 @@ def _check_level(level: int) -> None:
 
 
 def _as_int64(name: str, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    if (
+        isinstance(values, np.ndarray)
+        and values.dtype is _INT64
+        and values.ndim == 1
+        and values.flags.c_contiguous
+    ):
+        return values  # the common case, a histogram's own counts: used as is
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
@@ -152,17 +169,21 @@ def _as_int64(name: str, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _frame(geometry: Geometry, payload: npt.NDArray[np.uint8], level: int) -> bytes:
-    header = _HEADER.pack(
+def _frame(geometry: Geometry, out: npt.NDArray[np.uint8], size: int, level: int) -> bytes:
+    """Compress the header, written into the first 40 bytes of ``out``, and the payload after it."""
+    buffer = out.data
+    _HEADER.pack_into(
+        buffer,
+        0,
         ENCODING_COOKIE,
-        payload.shape[0],
+        size,
         0,
         geometry.significant_figures,
         geometry.lowest,
         geometry.highest,
         1.0,
     )
-    compressed = zlib.compress(header + payload.tobytes(), level)
+    compressed = zlib.compress(buffer[: _HEADER_SIZE + size], level)
     return _OUTER.pack(COMPRESSED_COOKIE, len(compressed)) + compressed
 
 
@@ -204,18 +225,16 @@ def encode_counts(geometry: Geometry, counts: npt.ArrayLike, *, level: int = 6) 
     """
     _check_level(level)
     array = _as_int64("counts", counts)
-    if array.size and int(array.min()) < 0:
-        raise ValueError(f"counts must be >= 0, got {int(array.min())}")
-    nonzero = np.flatnonzero(array)
-    if nonzero.size and int(nonzero[-1]) >= max_counts_len(geometry):
+    limit = max_counts_len(geometry)
+    status, index, out, size = varint.encode_dense(array, limit, _HEADER_SIZE)
+    if status == varint.NEGATIVE_COUNT:
+        raise ValueError(f"counts must be >= 0, got {int(array[index])} at index {index}")
+    if status == varint.INDEX_TOO_LARGE:
         raise ValueError(
-            f"counts has a non-zero count at index {int(nonzero[-1])}, beyond the int64 value "
-            f"range of {geometry!r} (at most {max_counts_len(geometry)} indices)"
+            f"counts has a non-zero count at index {index}, beyond the int64 value "
+            f"range of {geometry!r} (at most {limit} indices)"
         )
-    size = varint.encode_dense(array, np.empty(0, dtype=np.uint8), True)
-    payload = np.empty(size, dtype=np.uint8)
-    varint.encode_dense(array, payload, False)
-    return _frame(geometry, payload, level)
+    return _frame(geometry, out, size, level)
 
 
 def encode_counts_base64(geometry: Geometry, counts: npt.ArrayLike, *, level: int = 6) -> str:
@@ -227,7 +246,8 @@ def encode_counts_base64(geometry: Geometry, counts: npt.ArrayLike, *, level: in
     >>> encode_counts_base64(g, np.zeros(g.counts_len, dtype=np.int64))[:8]
     'HISTFAAA'
     """
-    return base64.b64encode(encode_counts(geometry, counts, level=level)).decode("ascii")
+    raw = encode_counts(geometry, counts, level=level)
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
 
 
 def encode_sparse(
@@ -275,30 +295,28 @@ def encode_sparse(
         raise ValueError(
             f"indices and counts must have the same length, got {idx.shape[0]} and {cnt.shape[0]}"
         )
-    if idx.size:
-        if int(idx[0]) < 0:
-            raise ValueError(f"indices must be >= 0, got {int(idx[0])}")
-        if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
-            raise ValueError("indices must be strictly increasing")
-        if int(cnt.min()) < 0:
-            raise ValueError(f"counts must be >= 0, got {int(cnt.min())}")
-        limit = max_counts_len(geometry)
-        if int(idx[-1]) >= limit:
-            raise ValueError(
-                f"index {int(idx[-1])} is beyond the int64 value range of {geometry!r} "
-                f"(at most {limit} indices)"
-            )
-    size = varint.encode_sparse(idx, cnt, np.empty(0, dtype=np.uint8), True)
-    payload = np.empty(size, dtype=np.uint8)
-    varint.encode_sparse(idx, cnt, payload, False)
-    return _frame(geometry, payload, level)
+    limit = max_counts_len(geometry)
+    status, k, out, size = varint.encode_sparse(idx, cnt, limit, _HEADER_SIZE)
+    if status == varint.NEGATIVE_INDEX:
+        raise ValueError(f"indices must be >= 0, got {int(idx[k])} at position {k}")
+    if status == varint.UNSORTED_INDEX:
+        raise ValueError(
+            f"indices must be strictly increasing: {int(idx[k])} after {int(idx[k - 1])} at position {k}"
+        )
+    if status == varint.NEGATIVE_COUNT:
+        raise ValueError(f"counts must be >= 0, got {int(cnt[k])} at position {k}")
+    if status == varint.INDEX_TOO_LARGE:
+        raise ValueError(
+            f"index {int(idx[k])} at position {k} is beyond the int64 value range of {geometry!r} "
+            f"(at most {limit} indices)"
+        )
+    return _frame(geometry, out, size, level)
 
 
 # --------------------------------------------------------------------------------------- decoding
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
+class _Header(NamedTuple):
     payload_len: int
     normalizing_index_offset: int
     conversion_ratio: float
@@ -316,13 +334,22 @@ def _to_binary(data: bytes | bytearray | memoryview | str) -> bytes:
     else:
         raise TypeError(f"data must be bytes, bytearray, memoryview or str, got {type(data).__name__}")
     try:
-        return base64.b64decode(text, validate=True)
+        # base64.b64decode(text, validate=True) without its wrapper
+        return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"invalid base64 text for an HdrHistogram encoding: {exc}") from None
 
 
-def _parse_header(head: bytes) -> _Header:
-    _, payload_len, offset, sig, lowest, highest, ratio = _HEADER.unpack(head)
+@lru_cache(maxsize=256)
+def _header_geometry(lowest: int, highest: int, significant_figures: int) -> Geometry:
+    # Cached: the encodings a program reads share a handful of layouts (errors are not cached).
+    return Geometry(lowest, highest, significant_figures)
+
+
+def _parse_header(data: bytes) -> _Header:
+    """Check the cookie and the fields of the 40-byte header at the start of ``data``."""
+    cookie, payload_len, offset, sig, lowest, highest, ratio = _HEADER.unpack_from(data)
+    _check_cookie(cookie & 0xFFFFFFFF, _V2_BASE, "V2 encoding")
     if payload_len < 0:
         raise ValueError(f"invalid V2 header: negative payload length {payload_len}")
     if not 0 <= sig <= 5:
@@ -334,16 +361,10 @@ def _parse_header(head: bytes) -> _Header:
     if lowest > _INT64_MAX // 2:
         raise ValueError(f"invalid V2 header: lowest trackable value {lowest} is too large")
     try:
-        geometry = Geometry(lowest, max(highest, 2 * lowest), sig)
+        geometry = _header_geometry(lowest, max(highest, 2 * lowest), sig)
     except ValueError as exc:
         raise ValueError(f"invalid V2 header: {exc}") from None
     return _Header(payload_len, offset, ratio, geometry)
-
-
-def _cookie(data: bytes, what: str) -> int:
-    if len(data) < 4:
-        raise ValueError(f"{what} too short: {len(data)} bytes, expected at least a 4-byte cookie")
-    return int.from_bytes(data[:4], "big")
 
 
 def _check_cookie(cookie: int, base: int, what: str) -> None:
@@ -367,12 +388,11 @@ def _inflate(data: bytes) -> tuple[_Header, bytes]:
         raise ValueError(f"{available - length} unexpected bytes after the {length}-byte compressed content")
     inflater = zlib.decompressobj()
     try:
-        head = inflater.decompress(data[_OUTER_SIZE:], _HEADER_SIZE)
+        head = inflater.decompress(memoryview(data)[_OUTER_SIZE:], _HEADER_SIZE)
         if len(head) < _HEADER_SIZE:
             raise ValueError(
                 f"inflated content too short: {len(head)} bytes, expected a {_HEADER_SIZE}-byte header"
             )
-        _check_cookie(_cookie(head, "inflated content"), _V2_BASE, "V2 encoding")
         header = _parse_header(head)
         # Every index takes at least one varint of at most 9 bytes, so a sane payload is bounded.
         cap = _MAX_VARINT_BYTES * max_counts_len(header.geometry)
@@ -390,30 +410,54 @@ def _inflate(data: bytes) -> tuple[_Header, bytes]:
     return header, payload
 
 
-def _decode_counts(header: _Header, payload: bytes) -> DecodedHistogram:
+def _decode_counts(header: _Header, buf: bytes, start: int) -> tuple[DecodedHistogram, int, bool]:
     geometry = header.geometry
     # Legacy C writers (before HdrHistogram_c 65e0b90) counted the 40-byte header in payload_len:
     # a length past the end of the buffer is read up to the end (zlib's checksum, when compressed,
     # already vouches for the bytes).
-    end = min(header.payload_len, len(payload))
-    buf = np.frombuffer(payload, dtype=np.uint8)
+    end = min(start + header.payload_len, len(buf))
     limit = max_counts_len(geometry)
-    status, position, needed, _ = varint.scan_counts(buf, 0, end, limit)
-    if status == varint.SCAN_TRUNCATED:
-        raise ValueError(f"truncated varint at payload byte {position} of {end}")
-    if status == varint.SCAN_INDEX_TOO_LARGE:
+    array = np.frombuffer(buf, dtype=np.uint8)
+    counts = np.zeros(geometry.counts_len, dtype=np.int64)
+    status, position, needed, total, overflowed = varint.decode_counts(array, start, end, counts, limit)
+    if status == varint.TRUNCATED:
+        raise ValueError(f"truncated varint at payload byte {position - start} of {end - start}")
+    if status == varint.INDEX_TOO_LARGE:
         raise ValueError(
-            f"payload byte {position}: counts index beyond {limit}, the most any int64 value "
+            f"payload byte {position - start}: counts index beyond {limit}, the most any int64 value "
             f"needs with {geometry!r}"
         )
-    counts = np.zeros(max(geometry.counts_len, int(needed)), dtype=np.int64)
-    varint.fill_counts(buf, 0, end, counts)
-    return DecodedHistogram(
+    if needed > counts.shape[0]:
+        # Counts above the header's highest (auto-resizing writers): the walk accepted the payload
+        # and measured the array (needed <= limit); walk it again into one of that length.
+        counts = np.zeros(needed, dtype=np.int64)
+        varint.decode_counts(array, start, end, counts, limit)
+    decoded = DecodedHistogram(
         geometry=geometry,
         counts=counts,
         normalizing_index_offset=header.normalizing_index_offset,
         conversion_ratio=header.conversion_ratio,
     )
+    return decoded, total, overflowed
+
+
+def _decode(data: bytes | bytearray | memoryview | str) -> tuple[DecodedHistogram, int, bool]:
+    """:func:`decode`, with the total count and whether it overflows int64 (one walk for both)."""
+    binary = _to_binary(data)
+    if len(binary) < 4:
+        raise ValueError(
+            f"encoded histogram too short: {len(binary)} bytes, expected at least a 4-byte cookie"
+        )
+    cookie = int.from_bytes(binary[:4], "big")
+    if cookie & ~0xF0 == _V2_COMPRESSED_BASE:
+        header, payload = _inflate(binary)
+        return _decode_counts(header, payload, 0)
+    _check_cookie(cookie, _V2_BASE, "V2 encoding")
+    if len(binary) < _HEADER_SIZE:
+        raise ValueError(
+            f"uncompressed encoding too short: {len(binary)} bytes, expected a {_HEADER_SIZE}-byte header"
+        )
+    return _decode_counts(_parse_header(binary), binary, _HEADER_SIZE)
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> DecodedHistogram:
@@ -447,15 +491,4 @@ def decode(data: bytes | bytearray | memoryview | str) -> DecodedHistogram:
     >>> h.geometry.counts_len, h.total_count, int(np.flatnonzero(h.counts)[0])
     (3072, 1, 2048)
     """
-    binary = _to_binary(data)
-    cookie = _cookie(binary, "encoded histogram")
-    if cookie & ~0xF0 == _V2_COMPRESSED_BASE:
-        header, payload = _inflate(binary)
-        return _decode_counts(header, payload)
-    _check_cookie(cookie, _V2_BASE, "V2 encoding")
-    if len(binary) < _HEADER_SIZE:
-        raise ValueError(
-            f"uncompressed encoding too short: {len(binary)} bytes, expected a {_HEADER_SIZE}-byte header"
-        )
-    header = _parse_header(binary[:_HEADER_SIZE])
-    return _decode_counts(header, binary[_HEADER_SIZE:])
+    return _decode(data)[0]

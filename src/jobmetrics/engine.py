@@ -167,12 +167,14 @@ class Engine:
 
     # ------------------------------------------------------------------ driving the kernels
     def apply(self, batch: EventBatch) -> None:
-        """Apply a batch sorted by (time, state) whose events are all behind the watermark.
+        """Apply a batch sorted by time whose events are all behind the watermark.
 
-        The batch's columns may be reordered in place within runs of equal timestamps.
+        The batch's columns may be reordered in place within runs of equal timestamps (read-only
+        columns, e.g. zero-copy views of Arrow memory, are copied first).
         """
         if len(batch) == 0:
             return
+        batch = batch.writable()
         pos = 0
         while True:
             status, pos = apply_events(

@@ -135,6 +135,22 @@ class EventBatch:
         idx = np.asarray(idx)
         return EventBatch(**{name: getattr(self, name)[idx] for name in _BATCH_DTYPES})
 
+    def writable(self) -> EventBatch:
+        """This batch, with copies of any read-only columns (kernels may reorder rows in place)."""
+        if all(getattr(self, name).flags.writeable for name in _BATCH_DTYPES):
+            return self
+        return EventBatch(
+            **{
+                name: col if col.flags.writeable else col.copy()
+                for name in _BATCH_DTYPES
+                for col in (getattr(self, name),)
+            }
+        )
+
+    def slice(self, start: int, stop: int) -> EventBatch:
+        """Rows ``start:stop`` as views of these columns (no copy)."""
+        return EventBatch(**{name: getattr(self, name)[start:stop] for name in _BATCH_DTYPES})
+
     @staticmethod
     def concat(batches: Sequence[EventBatch]) -> EventBatch:
         """One batch with the rows of ``batches`` in order (their endpoint codes must share a

@@ -6,11 +6,22 @@ The same arithmetic as the Java and C reference implementations, so the counts i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["MAX_SIGNIFICANT_FIGURES", "Geometry"]
 
 MAX_SIGNIFICANT_FIGURES = 5
+
+
+def _bucket_count(smallest_untrackable: int, highest: int) -> int:
+    """Buckets needed so that ``highest`` is trackable (the reference's ``<=`` loop)."""
+    buckets = 1
+    while smallest_untrackable <= highest:
+        if smallest_untrackable > (2**63 - 1) // 2:
+            return buckets + 1
+        smallest_untrackable <<= 1
+        buckets += 1
+    return buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,18 @@ class Geometry:
     lowest: int
     highest: int
     significant_figures: int
+    # Derived once in __post_init__ (the layout is immutable); not part of init, repr, eq or hash.
+    unit_magnitude: int = field(init=False, repr=False, compare=False)
+    """floor(log2(lowest))."""
+    sub_bucket_count_magnitude: int = field(init=False, repr=False, compare=False)
+    """ceil(log2(2 * 10**significant_figures))."""
+    half_magnitude: int = field(init=False, repr=False, compare=False)
+    """log2 of half the sub-bucket count (at least 0)."""
+    sub_bucket_count: int = field(init=False, repr=False, compare=False)
+    bucket_count: int = field(init=False, repr=False, compare=False)
+    """Buckets needed so that ``highest`` is trackable (the reference's ``<=`` loop)."""
+    counts_len: int = field(init=False, repr=False, compare=False)
+    """Length of the dense counts array."""
 
     def __post_init__(self) -> None:
         for name in ("lowest", "highest", "significant_figures"):
@@ -53,47 +76,23 @@ class Geometry:
             raise ValueError(f"highest must be >= 2 * lowest ({2 * self.lowest}), got {self.highest}")
         if self.highest >= 2**63:
             raise ValueError(f"highest must fit in int64, got {self.highest}")
-        if self.unit_magnitude + self.half_magnitude + 1 > 62:
+        unit_magnitude = self.lowest.bit_length() - 1
+        sub_bucket_count_magnitude = int(2 * 10**self.significant_figures - 1).bit_length()
+        half_magnitude = max(sub_bucket_count_magnitude, 1) - 1
+        if unit_magnitude + half_magnitude + 1 > 62:
             raise ValueError(
                 f"lowest={self.lowest} with significant_figures={self.significant_figures} "
                 "leaves no room for buckets in 64-bit values"
             )
-
-    @property
-    def unit_magnitude(self) -> int:
-        """floor(log2(lowest))."""
-        return self.lowest.bit_length() - 1
-
-    @property
-    def sub_bucket_count_magnitude(self) -> int:
-        """ceil(log2(2 * 10**significant_figures))."""
-        return int(2 * 10**self.significant_figures - 1).bit_length()
-
-    @property
-    def half_magnitude(self) -> int:
-        """log2 of half the sub-bucket count (at least 0)."""
-        return max(self.sub_bucket_count_magnitude, 1) - 1
-
-    @property
-    def sub_bucket_count(self) -> int:
-        return 1 << (self.half_magnitude + 1)
-
-    @property
-    def bucket_count(self) -> int:
-        """Buckets needed so that ``highest`` is trackable (the reference's ``<=`` loop)."""
-        smallest_untrackable = self.sub_bucket_count << self.unit_magnitude
-        buckets = 1
-        while smallest_untrackable <= self.highest:
-            if smallest_untrackable > (2**63 - 1) // 2:
-                return buckets + 1
-            smallest_untrackable <<= 1
-            buckets += 1
-        return buckets
-
-    @property
-    def counts_len(self) -> int:
-        """Length of the dense counts array."""
-        return (self.bucket_count + 1) * (self.sub_bucket_count // 2)
+        sub_bucket_count = 1 << (half_magnitude + 1)
+        bucket_count = _bucket_count(sub_bucket_count << unit_magnitude, self.highest)
+        set_derived = object.__setattr__  # the dataclass is frozen
+        set_derived(self, "unit_magnitude", unit_magnitude)
+        set_derived(self, "sub_bucket_count_magnitude", sub_bucket_count_magnitude)
+        set_derived(self, "half_magnitude", half_magnitude)
+        set_derived(self, "sub_bucket_count", sub_bucket_count)
+        set_derived(self, "bucket_count", bucket_count)
+        set_derived(self, "counts_len", (bucket_count + 1) * (sub_bucket_count // 2))
 
     @property
     def max_relative_error(self) -> float:

@@ -152,14 +152,22 @@ class HdrHistogram:
 
         Raises :class:`ValueError` for anything that is not a valid encoding.
         """
-        decoded = codec.decode(data)
-        g = decoded.geometry
-        h = cls(g.lowest, g.highest, g.significant_figures)
-        counts = np.asarray(decoded.counts, dtype=np.int64)
-        if counts.shape[0] > h._counts.shape[0]:
-            h._counts = np.zeros(counts.shape[0], dtype=np.int64)
-        h._counts[: counts.shape[0]] = counts
-        h._total = decoded.total_count  # raises ValueError when the counts overflow int64
+        decoded, total, overflowed = codec._decode(data)  # the total comes from the same walk
+        if overflowed:
+            raise ValueError(codec._TOTAL_OVERFLOW)
+        g = decoded.geometry  # validated by the decoder
+        # Built as copy() does, without re-deriving the geometry. The decoded array is new and
+        # nobody else's, int64, at least counts_len long (longer when counts lie above highest):
+        # the histogram takes it over instead of copying it.
+        h = cls.__new__(cls)
+        h._geometry = g
+        h._out_of_range = "raise"
+        h._clamp_to = -1
+        h._unit = g.unit_magnitude
+        h._half = g.half_magnitude
+        h._counts = decoded.counts
+        h._total = total
+        h.clamped_count = 0
         return h
 
     # ------------------------------------------------------------------ properties

@@ -241,13 +241,15 @@ def best_group_order(states, cur, adopt):
 
 
 @kernel
-def _run_key(kind, ep, job, worker, i):
-    """Who event ``i`` is about: a job or worker key (never 0), or 0 for webhooks and markers."""
-    kd = kind[i]
+def _run_key(kd, e, job, worker):
+    """Who an event is about: a job or worker key (never 0), or 0 for webhooks and markers.
+
+    Takes scalars: it runs for every event that shares its timestamp with another.
+    """
     if kd == KIND_JOB:
-        return entity_key(job[i], ep[i])
+        return entity_key(job, e)
     if kd == KIND_WORKER:
-        k = entity_key(worker[i], ep[i]) ^ _WORKER_SALT
+        k = entity_key(worker, e) ^ _WORKER_SALT
         return k if k != 0 else np.int64(1)
     return np.int64(0)
 
@@ -262,7 +264,7 @@ def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
     rank = np.empty(length, dtype=np.int64)
     for j in range(length):
         i = a + j
-        keys[j] = _run_key(kind, ep, job, worker, i)
+        keys[j] = _run_key(kind[i], ep[i], job[i], worker[i])
         rank[j] = state[i]
     order = np.argsort(rank, kind="mergesort")
     order = order[np.argsort(keys[order], kind="mergesort")]  # by key, then state: deterministic
@@ -320,7 +322,7 @@ def apply_events(
     scratch_key,
     scratch_gen,
 ):
-    """Apply events ``start..n-1`` (sorted by time, ties in state order); return (status, position)."""
+    """Apply events ``start..n-1`` (sorted by time); return (status, position)."""
     n = ts.shape[0]
     width = cfg[CFG_WIDTH]
     adopt = cfg[CFG_ADOPT] != 0
@@ -370,7 +372,7 @@ def apply_events(
                 st[ST_GEN] += 1
                 gen = st[ST_GEN]
                 for j in range(i, run_end):
-                    key = _run_key(kind, ep, job, worker, j)
+                    key = _run_key(kind[j], ep[j], job[j], worker[j])
                     if key == 0:
                         continue
                     h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - scratch_bits))
