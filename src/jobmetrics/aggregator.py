@@ -427,7 +427,7 @@ class Aggregator:
     def _sum_histogram(self, code: int, m: int, lo: int, hi: int, out: npt.NDArray[np.int64]) -> int:
         """Fill ``out`` with the sum of metric ``m``'s histograms of ``code`` over windows in
         [lo, hi) (closed rows and the open one); return the total count."""
-        store = self._engine.closed.endpoints.get(code)
+        store = self._engine.closed.store(code)
         extra = self._engine.open_histogram(code, m, lo, hi)
         if store is None:
             store = self._empty_store
@@ -444,7 +444,7 @@ class Aggregator:
     def _sum_values(self, code: int, lo: int, hi: int) -> npt.NDArray[np.int64]:
         """Sum of the row values (counters, …) of ``code`` over windows in [lo, hi)."""
         out = np.zeros(L.R_HIST - L.R_CNT, dtype=np.int64)
-        store = self._engine.closed.endpoints.get(code)
+        store = self._engine.closed.store(code)
         if store is not None:
             w = store.window.view
             a, b = np.searchsorted(w, lo), np.searchsorted(w, hi)

@@ -410,7 +410,15 @@ def _inflate(data: bytes) -> tuple[_Header, bytes]:
     return header, payload
 
 
-def _decode_counts(header: _Header, buf: bytes, start: int) -> tuple[DecodedHistogram, int, bool]:
+class _Decoded(NamedTuple):
+    header: _Header
+    counts: npt.NDArray[np.int64]
+    total: int
+    """Sum of the counts, saturated at ``2**63 - 1`` when it overflows."""
+    overflowed: bool
+
+
+def _decode_counts(header: _Header, buf: bytes, start: int) -> _Decoded:
     geometry = header.geometry
     # Legacy C writers (before HdrHistogram_c 65e0b90) counted the 40-byte header in payload_len:
     # a length past the end of the buffer is read up to the end (zlib's checksum, when compressed,
@@ -432,17 +440,14 @@ def _decode_counts(header: _Header, buf: bytes, start: int) -> tuple[DecodedHist
         # and measured the array (needed <= limit); walk it again into one of that length.
         counts = np.zeros(needed, dtype=np.int64)
         varint.decode_counts(array, start, end, counts, limit)
-    decoded = DecodedHistogram(
-        geometry=geometry,
-        counts=counts,
-        normalizing_index_offset=header.normalizing_index_offset,
-        conversion_ratio=header.conversion_ratio,
-    )
-    return decoded, total, overflowed
+    return _Decoded(header, counts, total, overflowed)
 
 
-def _decode(data: bytes | bytearray | memoryview | str) -> tuple[DecodedHistogram, int, bool]:
-    """:func:`decode`, with the total count and whether it overflows int64 (one walk for both)."""
+def _decode(data: bytes | bytearray | memoryview | str) -> _Decoded:
+    """:func:`decode` without the wrapping, and with the total count of the same walk.
+
+    For :meth:`HdrHistogram.decode <jobmetrics.HdrHistogram.decode>`, which needs both.
+    """
     binary = _to_binary(data)
     if len(binary) < 4:
         raise ValueError(
@@ -491,4 +496,10 @@ def decode(data: bytes | bytearray | memoryview | str) -> DecodedHistogram:
     >>> h.geometry.counts_len, h.total_count, int(np.flatnonzero(h.counts)[0])
     (3072, 1, 2048)
     """
-    return _decode(data)[0]
+    header, counts, _, _ = _decode(data)
+    return DecodedHistogram(
+        geometry=header.geometry,
+        counts=counts,
+        normalizing_index_offset=header.normalizing_index_offset,
+        conversion_ratio=header.conversion_ratio,
+    )

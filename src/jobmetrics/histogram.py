@@ -152,10 +152,10 @@ class HdrHistogram:
 
         Raises :class:`ValueError` for anything that is not a valid encoding.
         """
-        decoded, total, overflowed = codec._decode(data)  # the total comes from the same walk
-        if overflowed:
+        decoded = codec._decode(data)  # the counts and their total, from one walk
+        if decoded.overflowed:
             raise ValueError(codec._TOTAL_OVERFLOW)
-        g = decoded.geometry  # validated by the decoder
+        g = decoded.header.geometry  # validated by the decoder
         # Built as copy() does, without re-deriving the geometry. The decoded array is new and
         # nobody else's, int64, at least counts_len long (longer when counts lie above highest):
         # the histogram takes it over instead of copying it.
@@ -166,7 +166,7 @@ class HdrHistogram:
         h._unit = g.unit_magnitude
         h._half = g.half_magnitude
         h._counts = decoded.counts
-        h._total = total
+        h._total = decoded.total
         h.clamped_count = 0
         return h
 

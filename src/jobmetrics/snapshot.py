@@ -154,19 +154,21 @@ def _ms(values_us: npt.NDArray[np.int64], empty: npt.NDArray[np.bool_]) -> pa.Ar
 
 
 def _encode_rows(
-    g: Geometry,
-    row: npt.NDArray[np.int64],
-    idx: npt.NDArray[np.int64],
-    cnt: npt.NDArray[np.int64],
-    n: int,
+    g: Geometry, row: npt.NDArray[np.int64], idx: npt.NDArray[np.int64], cnt: npt.NDArray[np.int64], n: int
 ) -> pa.Array:
+    """Each row's histogram as HdrHistogram V2 bytes (None for rows without entries)."""
     out: list[bytes | None] = [None] * n
     if row.size:
         bounds = np.flatnonzero(np.diff(row)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [row.size]])
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            out[int(row[a])] = codec.encode_sparse(g, idx[a:b], cnt[a:b])
+        starts = np.concatenate([[0], bounds]).tolist()
+        ends = np.concatenate([bounds, [row.size]]).tolist()
+        rows = row[starts].tolist()
+
+        def encode(k: int) -> bytes:
+            return codec.encode_sparse(g, idx[starts[k] : ends[k]], cnt[starts[k] : ends[k]])
+
+        for k, r in enumerate(rows):
+            out[r] = encode(k)
     return pa.array(out, type=pa.binary())
 
 

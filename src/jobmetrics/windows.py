@@ -276,19 +276,36 @@ class EndpointRows:
 
 
 class ClosedRows:
-    """Closed window rows, kept per endpoint in window order with CSR histograms, so a sliding
-    query over an endpoint's last windows reads one contiguous range."""
+    """Closed window rows, filed per endpoint in window order with CSR histograms, so a sliding
+    query over an endpoint's last windows reads one contiguous range.
+
+    Closing windows only queues their rows (one cheap append per close, whatever the number of
+    endpoints); they are filed per endpoint in one pass when a per-endpoint query needs them. Batch
+    work that only snapshots never pays for filing.
+    """
 
     def __init__(self, counts_len: int, n_values: int, n_metrics: int = 3) -> None:
         self.counts_len = counts_len
         self.n_values = n_values
         self.n_metrics = n_metrics
         self.endpoints: dict[int, EndpointRows] = {}
+        self._queued: list[RowBlock] = []
 
     def append(self, block: RowBlock) -> None:
         """Add rows (windows later than any this store holds for their endpoints)."""
-        if not len(block):
-            return
+        if len(block):
+            self._queued.append(block)
+            if len(self._queued) > 64:
+                self._queued = [RowBlock.concat(self._queued, self.n_metrics)]
+
+    def store(self, endpoint: int) -> EndpointRows | None:
+        """The filed rows of ``endpoint`` (filing what is queued first)."""
+        if self._queued:
+            self._file(RowBlock.concat(self._queued, self.n_metrics))
+            self._queued = []
+        return self.endpoints.get(endpoint)
+
+    def _file(self, block: RowBlock) -> None:
         order = np.lexsort((block.window, block.endpoint))
         rank = np.empty(len(block), dtype=np.int64)
         rank[order] = np.arange(len(block))
@@ -319,15 +336,25 @@ class ClosedRows:
     def all(self) -> RowBlock:
         """Every closed row as one block."""
         blocks = [store.to_block(e) for e, store in sorted(self.endpoints.items()) if len(store)]
-        return RowBlock.concat(blocks, self.n_metrics)
+        return RowBlock.concat([*blocks, *self._queued], self.n_metrics)
 
     def drop_before(self, window: int) -> int:
         """Forget rows of windows before ``window``; return how many were dropped."""
-        return sum(store.drop_before(window) for store in self.endpoints.values())
+        dropped = sum(store.drop_before(window) for store in self.endpoints.values())
+        kept = []
+        for block in self._queued:
+            keep = block.window >= window
+            dropped += int((~keep).sum())
+            if keep.all():
+                kept.append(block)
+            elif keep.any():
+                kept.append(block.select(keep))
+        self._queued = kept
+        return dropped
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.endpoints.values())
+        return sum(len(s) for s in self.endpoints.values()) + sum(len(b) for b in self._queued)
 
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes for s in self.endpoints.values())
+        return sum(s.nbytes for s in self.endpoints.values()) + sum(b.nbytes for b in self._queued)
