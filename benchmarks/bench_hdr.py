@@ -15,7 +15,10 @@ Workloads: durations in microseconds drawn from ``lognormal(mean=ln(2e5), sigma=
 
 from __future__ import annotations
 
+import binascii
 import math
+import struct
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -260,6 +263,19 @@ def test_quantiles_hdrhistogram_three_calls(benchmark, query_hist: HdrHistogram,
 
 
 # ------------------------------------------------------------------------------ encode / decode
+#
+# Both libraries write zlib-compressed, base64-wrapped bytes at zlib's default level (6); the
+# "floor" rows time that shared work alone on jobmetrics' own bytes, so the rest of each row is
+# the library's own cost.
+
+COMPRESSED_COOKIE = 0x1C849314  # V2 compressed encoding: cookie, int32 length, zlib stream
+COMPRESSED_HEADER = struct.Struct(">ii")
+
+
+@pytest.fixture(scope="module")
+def inflated_bytes(query_hist: HdrHistogram) -> bytes:
+    """The uncompressed V2 encoding (header and payload) inside ``query_hist.to_bytes()``."""
+    return zlib.decompress(query_hist.to_bytes()[8:])
 
 
 @pytest.mark.benchmark(group="encode")
@@ -278,6 +294,20 @@ def test_encode_hdrhistogram(benchmark, query_hist: HdrHistogram, query_peer: ob
     assert HdrHistogram.decode(text) == query_hist
 
 
+@pytest.mark.benchmark(group="encode")
+def test_encode_floor_zlib_base64(benchmark, query_hist: HdrHistogram, inflated_bytes: bytes) -> None:
+    """Extra row, no library: ``zlib.compress`` (level 6) and base64 of the same inflated bytes."""
+
+    def compress_and_wrap() -> str:
+        compressed = zlib.compress(inflated_bytes, 6)
+        raw = COMPRESSED_HEADER.pack(COMPRESSED_COOKIE, len(compressed)) + compressed
+        return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+    compress_and_wrap()  # warm-up
+    text = benchmark(compress_and_wrap)
+    assert text == query_hist.encode()
+
+
 @pytest.mark.benchmark(group="decode")
 def test_decode_jobmetrics(benchmark, query_hist: HdrHistogram) -> None:
     text = query_hist.encode()
@@ -294,6 +324,18 @@ def test_decode_hdrhistogram(benchmark, query_hist: HdrHistogram) -> None:
     back = benchmark(PyHdrHistogram.decode, text)
     assert back.get_total_count() == query_hist.total_count
     np.testing.assert_array_equal(np.asarray(back.counts[: back.counts_len]), query_hist.counts)
+
+
+@pytest.mark.benchmark(group="decode")
+def test_decode_floor_base64_inflate(benchmark, query_hist: HdrHistogram, inflated_bytes: bytes) -> None:
+    """Extra row, no library: base64 and ``zlib.decompress`` of the same text, nothing parsed."""
+    text = query_hist.encode()
+
+    def unwrap_and_inflate() -> bytes:
+        return zlib.decompress(binascii.a2b_base64(text)[8:])
+
+    unwrap_and_inflate()  # warm-up
+    assert benchmark(unwrap_and_inflate) == inflated_bytes
 
 
 # ------------------------------------------------------------------------------ merge

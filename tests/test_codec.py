@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import jobmetrics.codec as codec
 import naive_hdr as naive
+from jobmetrics import HdrHistogram
 from jobmetrics._kernels import varint
 from jobmetrics.codec import (
     COMPRESSED_COOKIE,
@@ -91,6 +92,18 @@ def decode_or_value_error(data: bytes | str) -> DecodedHistogram | None:
         assert result.counts.dtype == np.int64
         assert len(result.counts) <= max_counts_len(result.geometry)
         assert len(result.counts) >= result.geometry.counts_len
+        # HdrHistogram.decode takes the total from the decoding walk: the same as summing
+        exact = sum(int(c) for c in result.counts[result.counts != 0])
+        if exact > INT64_MAX:
+            with pytest.raises(ValueError, match="total count overflows int64"):
+                HdrHistogram.decode(data)
+        else:
+            h = HdrHistogram.decode(data)
+            assert h.total_count == exact
+            np.testing.assert_array_equal(h.counts[: len(result.counts)], result.counts)
+    else:
+        with pytest.raises(ValueError):
+            HdrHistogram.decode(data)
     return result
 
 
@@ -204,6 +217,12 @@ def test_decoder_matches_naive_payload_decoder(case: tuple[Geometry, np.ndarray]
     expected = naive.decode_payload(payload)
     got = {int(i): int(h.counts[i]) for i in np.flatnonzero(h.counts)}
     assert got == expected
+    total = sum(expected.values())
+    if total > INT64_MAX:
+        with pytest.raises(ValueError, match="total count overflows int64"):
+            HdrHistogram.decode(encode_counts(g, counts))
+    else:
+        assert HdrHistogram.decode(encode_counts(g, counts)).total_count == total
 
 
 def test_empty_histogram_writes_one_zero_like_java() -> None:
@@ -248,8 +267,38 @@ def test_huge_counts_and_int64_max() -> None:
     assert int(h.counts[0]) == INT64_MAX
     with pytest.raises(ValueError, match="total count overflows int64"):
         _ = h.total_count
+    with pytest.raises(ValueError, match="total count overflows int64"):
+        HdrHistogram.decode(encode_counts(g, counts))
     counts[1] = 0
     assert decode(encode_counts(g, counts)).total_count == INT64_MAX
+    assert HdrHistogram.decode(encode_counts(g, counts)).total_count == INT64_MAX
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 3000])
+def test_worst_case_payload_fills_the_preallocated_buffer(length: int) -> None:
+    # every count a nine-byte varint: the payload is exactly nine bytes per index
+    g = Geometry(1, 10_000, 3)
+    counts = np.full(length, INT64_MAX, dtype=np.int64)
+    counts[::2] = 2**62  # ZigZag 2**63: nine bytes too
+    raw = encode_counts(g, counts)
+    assert inflated(raw)[40:] == naive.encode_payload(counts)
+    assert len(inflated(raw)) == 40 + 9 * length
+    nonzero = np.arange(length, dtype=np.int64)
+    assert encode_sparse(g, nonzero, counts) == raw
+    np.testing.assert_array_equal(decode(raw).counts[:length], counts)
+
+
+def test_encoders_leave_their_input_alone() -> None:
+    g = Geometry(1, 1000, 2)
+    counts = np.zeros(g.counts_len, dtype=np.int64)
+    counts[[3, 300]] = [5, 9]
+    before = counts.copy()
+    raw = encode_counts(g, counts)
+    np.testing.assert_array_equal(counts, before)
+    h = HdrHistogram.decode(raw)
+    h.record(3)  # the decoded histogram owns its counts
+    np.testing.assert_array_equal(counts, before)
+    assert encode_counts(g, counts) == raw
 
 
 @SETTINGS
@@ -539,6 +588,7 @@ def test_wrong_types() -> None:
     ("call", "match"),
     [
         (lambda g: encode_counts(g, np.array([1, -1])), "counts must be >= 0"),
+        (lambda g: encode_counts(g, np.array([0, 2, -3, -1, 0])), "got -3 at index 2"),
         (lambda g: encode_counts(g, np.ones((2, 2), dtype=np.int64)), "one-dimensional"),
         (lambda g: encode_counts(g, np.array([2**64 - 1], dtype=np.uint64)), "fit in int64"),
         (lambda g: encode_counts(g, [1], level=10), "level"),
@@ -552,6 +602,8 @@ def test_wrong_types() -> None:
         (lambda g: encode_sparse(g, [1, 2], [1]), "same length"),
         (lambda g: encode_sparse(g, [2, 1], [1, 1]), "strictly increasing"),
         (lambda g: encode_sparse(g, [1, 1], [1, 1]), "strictly increasing"),
+        (lambda g: encode_sparse(g, [1, 5, 4], [1, 0, 1]), "4 after 5 at position 2"),
+        (lambda g: encode_sparse(g, [1, 5], [0, -2]), "counts must be >= 0, got -2 at position 1"),
         (lambda g: encode_sparse(g, [-1], [1]), "indices must be >= 0"),
         (lambda g: encode_sparse(g, [1], [-1]), "counts must be >= 0"),
         (lambda g: encode_sparse(g, [max_counts_len(g)], [1]), "beyond the int64 value range"),
