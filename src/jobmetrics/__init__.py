@@ -4,7 +4,8 @@ Public names:
 
 * :class:`HdrHistogram` — a numba log-linear histogram that reads and writes HdrHistogram V2.
 * :class:`Aggregator` — events in (``record`` one, ``ingest`` a batch), per-endpoint, per-window
-  metrics out.
+  metrics out (live queries, Arrow ``snapshot()``).
+* :func:`rollup` — exact re-aggregation of snapshot rows into coarser windows or across sources.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .aggregator import Aggregator
 from .events import EndpointRegistry, EventBatch, Rejections
 from .geometry import Geometry
 from .histogram import HdrHistogram
+from .snapshot import rollup
 from .states import JobState, Kind, WorkerState
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Kind",
     "Rejections",
     "WorkerState",
+    "rollup",
 ]
 
 __version__ = "0.1.0"
