@@ -186,3 +186,23 @@ def test_closed_rows_grow_with_windows_not_jobs() -> None:
         closed.append(agg.memory_bytes()["closed_rows"])
     assert final_rows == [N_ENDPOINTS * 9, N_ENDPOINTS * 9]  # windows 1-9 closed, the 10th open
     assert closed[1] < 2 * closed[0], closed
+
+
+def test_finished_queue_keeps_its_order_when_it_grows() -> None:
+    from jobmetrics._kernels import layout as L
+    from jobmetrics.engine import Engine
+
+    agg = Aggregator(job_capacity=16)
+    engine: Engine = agg._engine
+    size = engine.fifo.shape[0]
+    for head in (0, 3, size - 1):  # the ring starts at head and wraps
+        engine.st[L.ST_FIFO_HEAD] = head
+        engine.st[L.ST_FIFO_TAIL] = head + size
+        for k in range(size):
+            engine.fifo[(head + k) % size] = (k + 1, 100 + k)
+        old_size = engine.fifo.shape[0]
+        engine._grow_fifo()
+        assert engine.fifo.shape[0] == 2 * old_size
+        assert engine.st[L.ST_FIFO_HEAD] == 0 and engine.st[L.ST_FIFO_TAIL] == size
+        assert engine.fifo[:size, 0].tolist() == list(range(1, size + 1))
+        engine.fifo = np.zeros((old_size, 2), dtype=np.int64)

@@ -54,7 +54,7 @@ class Engine:
         self.config = config
         self.jt = np.zeros((_pow2(job_capacity * 4 // 3 + 1), L.J_FIELDS), dtype=np.int64)
         self.wt = np.zeros((_pow2(64), L.W_FIELDS), dtype=np.int64)
-        self.fifo = np.zeros((_pow2(1024), 2), dtype=np.int64)
+        self.fifo = np.zeros((_pow2(job_capacity), 2), dtype=np.int64)
         self.n_endpoints = 0
         self.slot_of = np.full((0, L.RING), -1, dtype=np.int32)
         self.epa = np.zeros((0, L.E_COLS), dtype=np.int64)
@@ -111,8 +111,12 @@ class Engine:
         """Double the finished-jobs queue, keeping its entries in order from slot 0."""
         head, tail = int(self.st[L.ST_FIFO_HEAD]), int(self.st[L.ST_FIFO_TAIL])
         old = self.fifo
-        new = np.zeros((old.shape[0] * 2, 2), dtype=np.int64)
-        new[: tail - head] = old[np.arange(head, tail) & (old.shape[0] - 1)]
+        size = old.shape[0]
+        new = np.empty((size * 2, 2), dtype=np.int64)
+        count, first = tail - head, head & (size - 1)
+        part = min(count, size - first)  # entries before the ring wraps
+        new[:part] = old[first : first + part]
+        new[part:count] = old[: count - part]
         self.fifo = new
         self.st[L.ST_FIFO_HEAD] = 0
         self.st[L.ST_FIFO_TAIL] = tail - head
