@@ -177,7 +177,7 @@ def test_ingest_with_windows(benchmark: Any, log: pa.Table, window: str) -> None
         return agg
 
     ingest()  # warm-up
-    agg = benchmark.pedantic(ingest, rounds=3, iterations=1)
+    agg = benchmark.pedantic(ingest, rounds=5, iterations=1)
     totals = [agg.totals(e) for e in agg.endpoints()]
     assert (
         sum(t["requests"] + t["retried"] for t in totals)
