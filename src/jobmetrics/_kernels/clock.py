@@ -293,11 +293,3 @@ def advance_clock(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg):
     if st[ST_CLOCK_W] == NO_TIME:
         return OK
     return catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg)
-
-
-@kernel
-def worker_integral_now(epa, e, t, out):
-    """Worker-µs per state in the clock's window up to ``t`` (for rows still open)."""
-    dt = t - epa[e, E_WLAST]
-    for s in range(N_WORKER_GAUGES):
-        out[s] = epa[e, E_WINT + s] + (epa[e, E_WLEVEL + s] * dt if dt > 0 else 0)
