@@ -60,7 +60,8 @@ class Engine:
         self.epa = np.zeros((0, L.E_COLS), dtype=np.int64)
         self.rows = np.zeros((0, L.R_COLS), dtype=np.int64)
         self.row_free = np.zeros(0, dtype=np.int32)
-        self.pool = np.zeros((0, config.counts_len), dtype=np.int64)
+        self.pool = np.zeros((0, config.counts_len), dtype=np.int32)  # see layout.SPILL_AT
+        self.spill = np.zeros((0, config.counts_len), dtype=np.int64)
         self.pool_free = np.zeros(0, dtype=np.int32)
         self.invalid_pairs = np.zeros((7, 7), dtype=np.int64)
         self.st = np.zeros(L.N_STATE, dtype=np.int64)
@@ -101,9 +102,13 @@ class Engine:
     def _grow_pool(self, extra: int) -> None:
         old = self.pool.shape[0]
         new = old + max(extra, 1)
-        pool = np.zeros((new, self.config.counts_len), dtype=np.int64)
+        pool = np.zeros((new, self.config.counts_len), dtype=np.int32)
         pool[:old] = self.pool
         self.pool = pool
+        spill = np.zeros((new, self.config.counts_len), dtype=np.int64)  # untouched unless spilled
+        if self.spilled:
+            spill[:old] = self.spill
+        self.spill = spill
         self.pool_free = _grown_stack(self.pool_free, int(self.st[L.ST_POOL_TOP]), old, new)
         self.st[L.ST_POOL_TOP] += new - old
 
@@ -184,7 +189,7 @@ class Engine:
             status, pos = apply_events(
                 batch.ts, batch.kind, batch.endpoint, batch.job, batch.state, batch.worker,
                 batch.status, pos, self.jt, self.wt, self.fifo, self.slot_of, self.rows, self.row_free,
-                self.epa, self.pool, self.pool_free, self.invalid_pairs, self.st, self._cfg(),
+                self.epa, self.pool, self.spill, self.pool_free, self.invalid_pairs, self.st, self._cfg(),
                 self.scratch_key, self.scratch_gen,
             )  # fmt: skip
             if status == L.OK:
@@ -229,10 +234,10 @@ class Engine:
         for m in range(L.N_METRICS):
             slots = values[:, L.R_HIST + m]
             if drain:
-                r, i, c = drain_dense(self.pool, slots)
+                r, i, c = drain_dense(self.pool, self.spill, self.spilled, slots)
             else:
                 have = np.flatnonzero(slots >= 0)
-                dense = self.pool[slots[have]]
+                dense = self.dense_counts(slots[have])
                 rr, ii = np.nonzero(dense)
                 r, i, c = have[rr].astype(np.int32), ii.astype(np.int32), dense[rr, ii]
             hist_rows.append(r)
@@ -297,6 +302,18 @@ class Engine:
             values[:, L.R_WMAX : L.R_WMAX + g] = np.maximum(self.epa[eps, L.E_WMAX : L.E_WMAX + g], level)
         return self._take_rows(values, drain=False)
 
+    @property
+    def spilled(self) -> bool:
+        """True once some dense count reached layout.SPILL_AT (the int64 spill is then in use)."""
+        return bool(self.st[L.ST_SPILLED])
+
+    def dense_counts(self, slots: npt.NDArray[np.integer]) -> I64:
+        """int64 counts of the pool rows ``slots`` (spill included)."""
+        dense: I64 = self.pool[slots].astype(np.int64)
+        if self.spilled:
+            dense += self.spill[slots]
+        return dense
+
     def open_row(self, code: int) -> int:
         """Row of endpoint ``code`` in the clock's window, or -1."""
         clock = int(self.st[L.ST_CLOCK_W])
@@ -311,7 +328,7 @@ class Engine:
         if r < 0 or not lo <= int(self.rows[r, L.R_W]) < hi:
             return _EMPTY
         p = int(self.rows[r, L.R_HIST + metric])
-        return self.pool[p] if p >= 0 else _EMPTY
+        return self.dense_counts(np.array([p]))[0] if p >= 0 else _EMPTY
 
     # ------------------------------------------------------------------ introspection
     @property

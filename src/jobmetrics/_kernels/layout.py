@@ -113,7 +113,8 @@ ST_WORKERS = 6  # occupied worker-table slots
 ST_FIFO_HEAD = 7  # next entry to pop from the finished-jobs queue (a running count)
 ST_FIFO_TAIL = 8  # next entry to push
 ST_MIN_IN_FLIGHT = 9  # a lower bound of the entry times of jobs in flight (NO_TIME_MAX if none)
-N_STATE = 10
+ST_SPILLED = 10  # 1 once a dense histogram count reached SPILL_AT and moved into the int64 spill
+N_STATE = 11
 
 CFG_WIDTH = 0  # window width, µs
 CFG_SWEEP = 1  # sweep interval, µs
@@ -128,6 +129,10 @@ CFG_WORKER_TTL = 9  # a worker silent this long leaves the pool (counted as lost
 N_CFG = 10
 
 RING = 64  # open windows one endpoint may hold at once
+# Open histograms count in int32 (half the cache footprint of int64); a count that reaches SPILL_AT
+# moves into an int64 "spill" matrix of the same shape, which stays untouched (and unallocated by
+# the OS) unless that ever happens.
+SPILL_AT = 2**31 - 1
 PREFETCH_DISTANCE = 16  # events ahead whose job-table slot is prefetched
 NO_TIME = np.iinfo(np.int64).min
 NO_TIME_MAX = np.iinfo(np.int64).max

@@ -72,6 +72,7 @@ from .layout import (
     R_HIST,
     R_W,
     RING,
+    SPILL_AT,
     ST_CLOCK_W,
     ST_FIFO_HEAD,
     ST_FIFO_TAIL,
@@ -81,6 +82,7 @@ from .layout import (
     ST_NEXT_SWEEP,
     ST_POOL_TOP,
     ST_ROW_TOP,
+    ST_SPILLED,
     ST_WORKERS,
     W_ENTER,
     W_IDLE,
@@ -100,7 +102,19 @@ _WORKER_SALT = np.int64(0x3C6EF372FE94F82B)  # keeps worker keys apart from job 
 
 
 @kernel
-def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):
+def count_in(pool, spill, st, p, k):
+    """Add one to int32 ``pool[p, k]``, moving the count into the int64 ``spill`` at SPILL_AT."""
+    c = pool[p, k] + 1
+    if c == SPILL_AT:
+        spill[p, k] += c
+        pool[p, k] = 0
+        st[ST_SPILLED] = 1
+    else:
+        pool[p, k] = c
+
+
+@kernel
+def _hist_add(pool, spill, pool_free, rows, st, r, m, value, unit, half, highest):
     """Count ``value`` (µs, clamped to [0, highest]) in metric ``m`` of row ``r``; True if clamped."""
     p = rows[r, R_HIST + m]
     if p < 0:
@@ -118,12 +132,12 @@ def _hist_add(pool, pool_free, rows, st, r, m, value, unit, half, highest):
         clamped = True
     sub_mag = half + 1
     bucket = 64 - unit - sub_mag - leading_zeros(v | np.int64(((1 << sub_mag) - 1) << unit))
-    pool[p, ((bucket + 1) << half) + (v >> (bucket + unit)) - (np.int64(1) << half)] += 1
+    count_in(pool, spill, st, p, ((bucket + 1) << half) + (v >> (bucket + unit)) - (np.int64(1) << half))
     return clamped
 
 
 @kernel
-def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg):
+def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, spill, pool_free, st, cfg):
     """A worker event: state machine, cold starts and the worker gauges of endpoint ``e``."""
     bits = table_bits(wt.shape[0])
     s = table_find(wt, wkey, bits)
@@ -148,6 +162,7 @@ def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, pool_free, st, cfg)
             rows[r, R_CNT + C_COLD_STARTS] += 1
             if _hist_add(
                 pool,
+                spill,
                 pool_free,
                 rows,
                 st,
@@ -315,6 +330,7 @@ def apply_events(
     row_free,
     epa,
     pool,
+    spill,
     pool_free,
     invalid_pairs,
     st,
@@ -488,7 +504,14 @@ def apply_events(
                     duration = highest
                     rows[r, R_CNT + C_CLAMPED] += 1
                 bucket = hbase - leading_zeros(duration | hmask)
-                pool[p, ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count] += 1
+                k = ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count
+                c = pool[p, k] + 1
+                if c == SPILL_AT:
+                    spill[p, k] += c
+                    pool[p, k] = 0
+                    st[ST_SPILLED] = 1
+                else:
+                    pool[p, k] = c
         elif kd == KIND_WORKER:
             _apply_worker(
                 t,
@@ -500,6 +523,7 @@ def apply_events(
                 r,
                 epa,
                 pool,
+                spill,
                 pool_free,
                 st,
                 cfg,

@@ -112,17 +112,16 @@ def window_range_sum(
 
 
 @kernel
-def drain_dense(pool, slots):
-    """Sparse copy of dense histograms ``pool[slots[j]]`` (skipping ``slots[j] < 0``), zeroing them.
-
-    Returns ``(row, index, count)`` entries sorted by row then index, ``row`` being ``j``.
-    """
+def drain_dense(pool, spill, spilled, slots):
+    """Sparse copy of dense histograms ``pool[slots[j]]`` (plus ``spill`` when ``spilled``; slots
+    ``< 0`` skipped), zeroing them. Returns ``(row, index, count)`` entries sorted by row then
+    index, ``row`` being ``j``."""
     n = 0
     for j in range(slots.shape[0]):
         p = slots[j]
         if p >= 0:
             for i in range(pool.shape[1]):
-                if pool[p, i] != 0:
+                if pool[p, i] != 0 or (spilled and spill[p, i] != 0):
                     n += 1
     row = np.empty(n, dtype=np.int32)
     idx = np.empty(n, dtype=np.int32)
@@ -132,7 +131,10 @@ def drain_dense(pool, slots):
         p = slots[j]
         if p >= 0:
             for i in range(pool.shape[1]):
-                c = pool[p, i]
+                c = np.int64(pool[p, i])
+                if spilled:
+                    c += spill[p, i]
+                    spill[p, i] = 0
                 if c != 0:
                     row[k] = j
                     idx[k] = i
