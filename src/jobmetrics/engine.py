@@ -322,13 +322,18 @@ class Engine:
         r = int(self.slot_of[code, clock % L.RING])
         return r if r >= 0 and self.rows[r, L.R_W] == clock else -1
 
-    def open_histogram(self, code: int, metric: int, lo: int, hi: int) -> I64:
+    def open_histogram(self, code: int, metric: int, lo: int, hi: int) -> npt.NDArray[np.integer]:
         """Dense counts of ``metric`` in the open row of ``code`` if its window is in [lo, hi)."""
         r = self.open_row(code)
         if r < 0 or not lo <= int(self.rows[r, L.R_W]) < hi:
             return _EMPTY
         p = int(self.rows[r, L.R_HIST + metric])
-        return self.dense_counts(np.array([p]))[0] if p >= 0 else _EMPTY
+        if p < 0:
+            return _EMPTY
+        if self.spilled:
+            return self.dense_counts(np.array([p]))[0]
+        row: npt.NDArray[np.integer] = self.pool[p]
+        return row
 
     # ------------------------------------------------------------------ introspection
     @property
