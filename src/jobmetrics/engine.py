@@ -330,9 +330,7 @@ class Engine:
         p = int(self.rows[r, L.R_HIST + metric])
         if p < 0:
             return _EMPTY
-        if self.spilled:
-            return self.dense_counts(np.array([p]))[0]
-        row: npt.NDArray[np.integer] = self.pool[p]
+        row: npt.NDArray[np.integer] = self.dense_counts(np.array([p]))[0] if self.spilled else self.pool[p]
         return row
 
     # ------------------------------------------------------------------ introspection
