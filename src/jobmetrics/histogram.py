@@ -109,6 +109,30 @@ class HdrHistogram:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
+    def _assemble(
+        cls,
+        geometry: Geometry,
+        counts: npt.NDArray[np.int64],
+        total: int,
+        *,
+        out_of_range: OutOfRange = "raise",
+        clamped_count: int = 0,
+    ) -> HdrHistogram:
+        """A histogram that takes over ``counts`` (int64, at least ``geometry.counts_len`` long, owned
+        by nobody else) without re-deriving or re-validating the geometry: the one place, besides
+        ``__init__``, that sets every slot."""
+        h = cls.__new__(cls)
+        h._geometry = geometry
+        h._out_of_range = out_of_range
+        h._clamp_to = geometry.highest if out_of_range == "clamp" else -1
+        h._unit = geometry.unit_magnitude
+        h._half = geometry.half_magnitude
+        h._counts = counts
+        h._total = total
+        h.clamped_count = clamped_count
+        return h
+
+    @classmethod
     def from_counts(
         cls,
         counts: npt.ArrayLike,
@@ -155,20 +179,9 @@ class HdrHistogram:
         decoded = codec._decode(data)  # the counts and their total, from one walk
         if decoded.overflowed:
             raise ValueError(codec._TOTAL_OVERFLOW)
-        g = decoded.header.geometry  # validated by the decoder
-        # Built as copy() does, without re-deriving the geometry. The decoded array is new and
-        # nobody else's, int64, at least counts_len long (longer when counts lie above highest):
-        # the histogram takes it over instead of copying it.
-        h = cls.__new__(cls)
-        h._geometry = g
-        h._out_of_range = "raise"
-        h._clamp_to = -1
-        h._unit = g.unit_magnitude
-        h._half = g.half_magnitude
-        h._counts = decoded.counts
-        h._total = decoded.total
-        h.clamped_count = 0
-        return h
+        # the geometry was validated by the decoder; the decoded array is new and nobody else's,
+        # at least counts_len long (longer when counts lie above highest): taken over, not copied
+        return cls._assemble(decoded.header.geometry, decoded.counts, decoded.total)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -514,16 +527,13 @@ class HdrHistogram:
 
     def copy(self) -> HdrHistogram:
         """An independent copy."""
-        h = HdrHistogram.__new__(HdrHistogram)
-        h._geometry = self._geometry
-        h._out_of_range = self._out_of_range
-        h._clamp_to = self._clamp_to
-        h._unit = self._unit
-        h._half = self._half
-        h._counts = self._counts.copy()
-        h._total = self._total
-        h.clamped_count = self.clamped_count
-        return h
+        return HdrHistogram._assemble(
+            self._geometry,
+            self._counts.copy(),
+            self._total,
+            out_of_range=self._out_of_range,
+            clamped_count=self.clamped_count,
+        )
 
     def __add__(self, other: HdrHistogram) -> HdrHistogram:
         return self.copy().add(other)

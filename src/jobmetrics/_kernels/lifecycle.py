@@ -505,6 +505,7 @@ def apply_events(
                     rows[r, R_CNT + C_CLAMPED] += 1
                 bucket = hbase - leading_zeros(duration | hmask)
                 k = ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count
+                # count_in(), written out: calling it here costs ~10 ns/event (three arrays' refcounts)
                 c = pool[p, k] + 1
                 if c == SPILL_AT:
                     spill[p, k] += c
