@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..snapshot import WORKER_STATES
-from .model import DURATION_METRICS, Report, series
+from .model import DURATION_METRICS, Report, series, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,9 +70,14 @@ def _draw_endpoint(axes: Any, rows: pa.Table, name: str, report: Report) -> None
                 [np.nan if v is None else v for v in t.column(f"{m}_{label}_ms").to_pylist()], dtype=float
             )
             ax_lat.plot(
-                x, y, _METRIC_STYLE[m], color=colors[k % len(colors)], linewidth=1.2, marker="." if len(x) < 3 else None,
+                x,
+                y,
+                _METRIC_STYLE[m],
+                color=colors[k % len(colors)],
+                linewidth=1.2,
+                marker="." if len(x) < 3 else None,
                 label=f"{_METRIC_LABEL[m]} {label.upper()}",
-            )  # fmt: skip
+            )
     ax_lat.set_title(f"{name}: latency percentiles", fontsize=9, loc="left")
     ax_lat.set_ylabel("ms")
     if ax_lat.lines:
@@ -116,13 +119,16 @@ def _grain(t: pa.Table) -> str:
     return f"{seconds} s"
 
 
-def figure(report: Report, *, endpoints: list[str] | None = None) -> Figure:
-    """One figure: a row of three charts for each endpoint (at most :data:`MAX_ENDPOINTS`)."""
+def figure(report: Report, *, endpoints: list[str] | None = None, rows: pa.Table | None = None) -> Figure:
+    """One figure: a row of three charts for each endpoint (at most :data:`MAX_ENDPOINTS`).
+
+    ``rows`` are the series to draw (default :func:`~jobmetrics.report.model.series` of ``report``).
+    """
     fig_cls = _pyplot()
     names = endpoints or [f.endpoint for f in report.endpoints][:MAX_ENDPOINTS]
-    rows = series(report)
+    rows = series(report) if rows is None else rows
     n = max(len(names), 1)
-    fig = fig_cls(figsize=(15, 3.2 * n), layout="constrained")
+    fig: Figure = fig_cls(figsize=(15, 3.2 * n), layout="constrained")
     axes = fig.subplots(n, 3, squeeze=False)
     for i, name in enumerate(names):
         _draw_endpoint(axes[i], rows, name, report)
@@ -134,9 +140,9 @@ def figure(report: Report, *, endpoints: list[str] | None = None) -> Figure:
     return fig
 
 
-def endpoint_figure(report: Report, endpoint: str) -> Figure:
+def endpoint_figure(report: Report, endpoint: str, *, rows: pa.Table | None = None) -> Figure:
     """The three charts of one endpoint."""
-    return figure(report, endpoints=[endpoint])
+    return figure(report, endpoints=[endpoint], rows=rows)
 
 
 def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
@@ -148,15 +154,4 @@ def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
 
 def write_png(report: Report, path: str | Path, *, dpi: int = 100) -> None:
     """Write :func:`figure` of ``report`` to ``path`` (atomically: a temporary file, then rename)."""
-    _write_atomic(Path(path), png_bytes(figure(report), dpi=dpi))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), png_bytes(figure(report), dpi=dpi))

@@ -70,7 +70,7 @@ def format_duration_us(us: int) -> str:
 
 def _requests_table(f: EndpointFigures) -> Table:
     t = Table(box=box.SIMPLE_HEAD, title="Requests", title_justify="left", pad_edge=False, show_edge=False)
-    for name, title in _REQUEST_TITLES.items():
+    for title in _REQUEST_TITLES.values():
         t.add_column(title, justify="right")
     t.add_row(*(format_count(f.counters[name]) for name in _REQUEST_TITLES))
     return t
