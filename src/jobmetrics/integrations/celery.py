@@ -1,0 +1,552 @@
+"""Job metrics of a Celery cluster, from its event stream.
+
+:class:`CeleryReceiver` consumes the events Celery workers (and clients) publish — with Celery's
+own :class:`celery.events.receiver.EventReceiver` (``app.events.Receiver``) — maps each task and
+worker event onto a SPEC event and records it in an :class:`~jobmetrics.Aggregator`. The mapping,
+what Celery cannot tell and the comparison with Flower are in ``docs/celery.md``.
+
+Task events become job events of the endpoint chosen by ``endpoint_by``: the task's queue
+(``"queue"``, default) or its name (``"task"``). Only ``task-sent`` and ``task-received`` carry a
+task's queue and name, so the receiver remembers them per task id for the later events.
+
+Worker events (``worker-online``, ``worker-heartbeat``, ``worker-offline``) become worker events of
+``worker_endpoint``: Celery's events do not say which queues a worker consumes. A worker is
+``RUNNING`` while it executes at least one task (from the task events, corrected by each
+heartbeat's ``active`` count) and ``IDLE`` otherwise. Its cold start is measured only when the
+worker announces its start: :func:`report_worker_startup` in the Celery app sends a
+``worker-initializing`` event stamped with the worker process's start time; the cold start ends
+at ``worker-online`` (the worker is connected and about to consume).
+
+Times are the events' own ``timestamp`` (the sender's ``time.time()``, seconds since the epoch):
+event time, as the SPEC asks. Celery's receiver would shift it by the difference between the
+sender's and the receiver's UTC offsets (``utcoffset``); that shift is for showing local times
+and is turned off here, so machines in different time zones agree.
+
+Needs the ``celery`` extra: ``pip install 'jobmetrics[celery]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+try:
+    import celery
+    from celery.signals import celeryd_init
+except ImportError as exc:  # exercised by the tests with celery hidden
+    raise ImportError(
+        "jobmetrics.integrations.celery needs Celery; install it with pip install 'jobmetrics[celery]'"
+    ) from exc
+
+from ..aggregator import Aggregator
+
+__all__ = [
+    "WORKER_INITIALIZING",
+    "CeleryReceiver",
+    "report_worker_startup",
+]
+
+#: Type of the event :func:`report_worker_startup` sends when a worker process starts.
+WORKER_INITIALIZING = "worker-initializing"
+
+#: Celery's rule (``celery.events.state``): a worker is gone when no heartbeat came for 2 x freq.
+_HEARTBEAT_EXPIRY = 2.0
+
+_QUEUED = "IN_QUEUE"
+_STARTED = "IN_PROGRESS"
+_WORKER_TYPES = frozenset({WORKER_INITIALIZING, "worker-online", "worker-heartbeat", "worker-offline"})
+_RETRYABLE = frozenset({"FAILED", "TIMED_OUT"})
+_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+
+@dataclass(slots=True)
+class _Task:
+    """What the receiver remembers of one task: its endpoint, phase and the worker running it."""
+
+    endpoint: str
+    phase: str
+    worker: str | None = None
+    touched: float = 0.0  # receiver's clock (s) of the last event, for forgetting
+
+
+_Event = Mapping[str, Any]
+_MaybeTask = _Task | None
+
+
+@dataclass(slots=True)
+class _Worker:
+    """One worker as the receiver sees it."""
+
+    state: str | None = None
+    active: set[str] = field(default_factory=set)  # tasks started and not finished (task events)
+    extra: int = 0  # tasks its last heartbeat counted beyond those (tasks without events)
+    freq: float = 2.0  # heartbeat period (s) the worker announced
+    last: float = 0.0  # its clock (s) of its last event
+    heard: float = 0.0  # receiver's clock (s) of its last event
+
+
+class CeleryReceiver:
+    """Celery task and worker events in, :class:`~jobmetrics.Aggregator` events out.
+
+    Parameters
+    ----------
+    app:
+        The Celery app whose broker carries the events (its configuration also gives task
+        routes, the default queue and the event exchange).
+    aggregator:
+        Where the events go (``record`` is thread-safe, so queries may run meanwhile).
+    endpoint_by:
+        ``"queue"`` (default): the endpoint is the task's queue (``task-sent``'s ``queue``, else
+        its routing key; for a task first seen at ``task-received``, the queue the app's
+        ``task_routes`` give its name). ``"task"``: the task's name.
+    worker_endpoint:
+        Endpoint of the worker events: a name, or a function of the worker's hostname. Default:
+        the app's ``task_default_queue`` (``"celery"``).
+    unknown_endpoint:
+        Endpoint of events of tasks the receiver never saw sent or received (it started while
+        they were in flight): Celery's later events carry neither queue nor name.
+    heartbeat_expiry:
+        A worker silent for this many heartbeat periods (``freq``) leaves the pool (``OFFLINE``
+        at its last event + expiry x freq): 2, Celery's own rule, by default.
+    retention:
+        Seconds the receiver remembers finished tasks, to map their late events (default 3600).
+    task_ttl:
+        Seconds after which a task in flight with no event is forgotten (default 86400).
+
+    Examples
+    --------
+    >>> from celery import Celery
+    >>> from jobmetrics import Aggregator
+    >>> app = Celery("demo", broker="memory://", set_as_current=False)
+    >>> agg = Aggregator(allowed_lateness="0s")
+    >>> rx = CeleryReceiver(app, agg)
+    >>> rx.handle({"type": "task-sent", "uuid": "t1", "name": "add", "queue": "math", "timestamp": 10.0})
+    >>> rx.handle({"type": "task-started", "uuid": "t1", "hostname": "w@h", "timestamp": 10.5})
+    >>> rx.handle({"type": "task-succeeded", "uuid": "t1", "hostname": "w@h", "timestamp": 12.0})
+    >>> agg.flush()
+    >>> m = agg.metrics("math")
+    >>> m["requests"], m["completed"], m["delay_time_count"], m["execution_time_count"]
+    (1, 1, 1, 1)
+    """
+
+    def __init__(
+        self,
+        app: celery.Celery,
+        aggregator: Aggregator,
+        *,
+        endpoint_by: Literal["queue", "task"] = "queue",
+        worker_endpoint: str | Callable[[str], str] | None = None,
+        unknown_endpoint: str = "unknown",
+        heartbeat_expiry: float = _HEARTBEAT_EXPIRY,
+        retention: float = 3600.0,
+        task_ttl: float = 86400.0,
+    ) -> None:
+        if not isinstance(aggregator, Aggregator):
+            raise TypeError(f"aggregator must be a jobmetrics.Aggregator, got {type(aggregator).__name__}")
+        if endpoint_by not in ("queue", "task"):
+            raise ValueError(f"endpoint_by must be 'queue' or 'task', got {endpoint_by!r}")
+        if not heartbeat_expiry > 0:
+            raise ValueError(f"heartbeat_expiry must be positive, got {heartbeat_expiry!r}")
+        if not retention >= 0:
+            raise ValueError(f"retention must be >= 0 seconds, got {retention!r}")
+        if not task_ttl > 0:
+            raise ValueError(f"task_ttl must be positive, got {task_ttl!r}")
+        self.app = app
+        self.aggregator = aggregator
+        self.endpoint_by = endpoint_by
+        self.default_queue: str = str(app.conf.task_default_queue)
+        self.worker_endpoint = self.default_queue if worker_endpoint is None else worker_endpoint
+        self.unknown_endpoint = unknown_endpoint
+        self.heartbeat_expiry = float(heartbeat_expiry)
+        self.retention = float(retention)
+        self.task_ttl = float(task_ttl)
+        self._args = {
+            "endpoint_by": endpoint_by, "worker_endpoint": worker_endpoint,
+            "unknown_endpoint": unknown_endpoint, "heartbeat_expiry": heartbeat_expiry,
+            "retention": retention, "task_ttl": task_ttl,
+        }  # fmt: skip
+        self._tasks: dict[str, _Task] = {}
+        self._finished: OrderedDict[str, _Task] = OrderedDict()
+        self._workers: dict[str, _Worker] = {}
+        self._lock = threading.Lock()
+        self._receiver: Any = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ticked = 0.0
+        #: Events seen, by type (``"ignored"`` counts those without a mapping).
+        self.counts: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._args.items())
+        return f"CeleryReceiver({self.app!r}, {self.aggregator!r}, {args})"
+
+    # ------------------------------------------------------------------ mapping
+    def handle(self, event: Mapping[str, Any]) -> None:
+        """Map one Celery event (the dict a Celery receiver hands its handlers) into the aggregator.
+
+        Unknown event types are counted in :attr:`counts` under ``"ignored"``.
+        """
+        kind = str(event.get("type", ""))
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            if kind.startswith("task-"):
+                handled = self._task_event(kind, event)
+            elif kind.startswith("worker-"):
+                handled = self._worker_event(kind, event)
+            else:
+                handled = False
+            if not handled:
+                self.counts["ignored"] = self.counts.get("ignored", 0) + 1
+
+    def _task_event(self, kind: str, event: _Event) -> bool:
+        uuid = event.get("uuid")
+        if uuid is None or kind not in _TASK_HANDLERS:
+            return False
+        uuid = str(uuid)
+        ts = _event_ms(event)
+        task = self._tasks.get(uuid)
+        if task is None:
+            task = self._finished.pop(uuid, None)
+            if task is not None:
+                self._tasks[uuid] = task
+        task = _TASK_HANDLERS[kind](self, uuid, task, ts, event)
+        if task is not None:
+            task.touched = time.monotonic()
+            if task.phase in _FINAL:
+                self._tasks.pop(uuid, None)
+                self._finished[uuid] = task
+                self._finished.move_to_end(uuid)
+            else:
+                self._tasks[uuid] = task
+        return True
+
+    def _endpoint(self, event: _Event, *, sent: bool) -> str:
+        """The endpoint of a task from its ``task-sent`` or ``task-received`` event."""
+        name = event.get("name")
+        if self.endpoint_by == "task":
+            return str(name) if name else self.unknown_endpoint
+        if sent:
+            queue = event.get("queue") or event.get("routing_key")
+            if queue:
+                return str(queue)
+        if name:
+            with contextlib.suppress(Exception):  # a router that cannot route this name: default queue
+                return str(self.app.amqp.router.route({}, str(name))["queue"].name)
+        return self.default_queue
+
+    def _job(self, uuid: str, task: _Task, ts: float, state: str, worker: str | None = None) -> None:
+        self.aggregator.record(ts=ts, endpoint=task.endpoint, job_id=uuid, state=state, worker_id=worker)
+        task.phase = state
+
+    def _queued(self, uuid: str, task: _MaybeTask, ts: float, event: _Event, *, sent: bool) -> _Task:
+        """``task-sent`` / ``task-received``: a new task, or a task back in its queue (a retry)."""
+        if task is None:
+            task = _Task(self._endpoint(event, sent=sent), _QUEUED)
+            self._job(uuid, task, ts, _QUEUED)
+        elif task.phase == _STARTED or task.phase in _RETRYABLE:
+            # the message of a retry (Task.retry publishes it before task-retried), or a message
+            # redelivered after its worker was lost
+            self._end_on_worker(uuid, task, ts)
+            self._job(uuid, task, ts, _QUEUED)
+        elif task.phase != _QUEUED:
+            # e.g. a finished task's message delivered again: the aggregator counts it
+            self._job(uuid, task, ts, _QUEUED)
+        # already queued (task-received after task-sent): nothing new
+        return task
+
+    def _on_sent(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        return self._queued(uuid, task, ts, event, sent=True)
+
+    def _on_received(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        return self._queued(uuid, task, ts, event, sent=False)
+
+    def _on_started(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        task = task or _Task(self.unknown_endpoint, "")
+        host = _host(event)
+        if task.phase != _STARTED and host is not None:
+            task.worker = host
+            self._worker_task(host, ts, add=uuid)
+        self._job(uuid, task, ts, _STARTED, host)
+        return task
+
+    def _finish(self, uuid: str, task: _MaybeTask, ts: float, event: _Event, state: str) -> _Task:
+        task = task or _Task(self.unknown_endpoint, "")
+        self._end_on_worker(uuid, task, ts)
+        self._job(uuid, task, ts, state, _host(event))
+        return task
+
+    def _on_succeeded(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        return self._finish(uuid, task, ts, event, "COMPLETED")
+
+    def _on_failed(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        return self._finish(uuid, task, ts, event, "FAILED")
+
+    def _on_revoked(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
+        return self._finish(uuid, task, ts, event, "TIMED_OUT" if event.get("expired") else "CANCELLED")
+
+    def _on_retried(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _MaybeTask:
+        if task is not None and task.phase == _QUEUED:
+            return task  # the retry's task-sent came first and already put it back in its queue
+        return self._finish(uuid, task, ts, event, _QUEUED)
+
+    def _on_rejected(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _MaybeTask:
+        if event.get("requeue"):
+            if task is not None and task.phase == _QUEUED:
+                return task
+            return self._finish(uuid, task, ts, event, _QUEUED)
+        if task is not None and task.phase in _FINAL:
+            return task  # Reject(requeue=False) sends task-failed first
+        return self._finish(uuid, task, ts, event, "FAILED")
+
+    def _on_cancelled(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _MaybeTask:
+        # Celery stopped the task (connection lost) and leaves its message to be delivered again
+        if task is not None and task.phase == _QUEUED:
+            return task
+        return self._finish(uuid, task, ts, event, _QUEUED)
+
+    # ------------------------------------------------------------------ workers
+    def _worker_endpoint(self, host: str) -> str:
+        we = self.worker_endpoint
+        return we if isinstance(we, str) else str(we(host))
+
+    def _set_worker(self, host: str, worker: _Worker, ts: float, state: str) -> None:
+        worker.state = state
+        self.aggregator.record(
+            ts=ts, endpoint=self._worker_endpoint(host), kind="worker", worker_id=host, state=state
+        )
+
+    def _busy(self, worker: _Worker) -> str:
+        return "RUNNING" if worker.active or worker.extra else "IDLE"
+
+    def _worker_task(
+        self, host: str, ts: float, *, add: str | None = None, remove: str | None = None
+    ) -> None:
+        """A task started (``add``) or ended (``remove``) on ``host``: RUNNING/IDLE as it changes."""
+        worker = self._workers.get(host)
+        if worker is None:
+            if add is None:
+                return
+            worker = self._workers[host] = _Worker()
+        if add is not None:
+            worker.active.add(add)
+        if remove is not None:
+            worker.active.discard(remove)
+        worker.last = max(worker.last, ts / 1000.0)
+        worker.heard = time.monotonic()
+        state = self._busy(worker)
+        if state != worker.state:
+            self._set_worker(host, worker, ts, state)
+
+    def _end_on_worker(self, uuid: str, task: _Task, ts: float) -> None:
+        if task.worker is not None and task.phase == _STARTED:
+            self._worker_task(task.worker, ts, remove=uuid)
+        task.worker = None
+
+    def _worker_event(self, kind: str, event: _Event) -> bool:
+        host = _host(event)
+        if host is None or kind not in _WORKER_TYPES:
+            return False
+        ts = _event_ms(event)
+        if kind == "worker-offline":
+            worker = self._workers.pop(host, None)
+            if worker is not None:
+                self._set_worker(host, worker, ts, "OFFLINE")
+            return True
+        worker = self._workers.get(host)
+        if worker is None:
+            worker = self._workers[host] = _Worker()
+        worker.last = ts / 1000.0
+        worker.heard = time.monotonic()
+        freq = event.get("freq")
+        if isinstance(freq, int | float) and freq > 0:
+            worker.freq = float(freq)
+        if kind == WORKER_INITIALIZING:
+            worker.active.clear()
+            worker.extra = 0
+            self._set_worker(host, worker, ts, "INITIALIZING")
+            return True
+        active = event.get("active")
+        if isinstance(active, int) and active >= 0:
+            if active == 0:
+                worker.active.clear()
+            worker.extra = max(0, active - len(worker.active))
+        # online ends a cold start; a heartbeat repeating the state only refreshes "last seen"
+        self._set_worker(host, worker, ts, self._busy(worker))
+        return True
+
+    def workers(self) -> dict[str, int]:
+        """Workers known now, by state (``initializing``, ``idle``, ``running``): the receiver's
+        own view, current to the last event (the aggregator's worker gauges are per window)."""
+        out = {"initializing": 0, "idle": 0, "running": 0}
+        with self._lock:
+            for w in self._workers.values():
+                if w.state is not None:
+                    out[w.state.lower()] += 1
+        return out
+
+    def tasks_in_memory(self) -> int:
+        """Task ids remembered: in flight, and finished within ``retention``."""
+        with self._lock:
+            return len(self._tasks) + len(self._finished)
+
+    # ------------------------------------------------------------------ housekeeping
+    def tick(self, now: float | None = None) -> None:
+        """Housekeeping, run about once a second while capturing: workers silent for
+        ``heartbeat_expiry`` x freq go ``OFFLINE``; old task ids are forgotten.
+
+        ``now`` is the receiver's ``time.monotonic()`` (default: now).
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for host, w in list(self._workers.items()):
+                window = self.heartbeat_expiry * w.freq
+                if now - w.heard > window:
+                    del self._workers[host]
+                    self._set_worker(host, w, (w.last + window) * 1000.0, "OFFLINE")
+            finished = self._finished
+            while finished:
+                uuid, task = next(iter(finished.items()))
+                if now - task.touched < self.retention:
+                    break
+                del finished[uuid]
+            stale = [u for u, t in self._tasks.items() if now - t.touched >= self.task_ttl]
+            for uuid in stale:
+                del self._tasks[uuid]
+
+    # ------------------------------------------------------------------ capture
+    def _make_receiver(self, connection: Any) -> Any:
+        owner = self
+
+        class _Receiver(self.app.events.Receiver):  # type: ignore[name-defined,misc]
+            def event_from_message(self, body: Any, localize: bool = True, **kwargs: Any) -> Any:
+                # the sender's timestamp as it is: epoch seconds (see the module docstring)
+                return super().event_from_message(body, localize=False, **kwargs)
+
+            def on_iteration(self) -> None:
+                now = time.monotonic()
+                if now - owner._ticked >= 1.0:
+                    owner._ticked = now
+                    owner.tick(now)
+
+        return _Receiver(connection, handlers={"*": self.handle}, app=self.app)
+
+    def capture(self, *, limit: int | None = None, timeout: float | None = None, wakeup: bool = True) -> None:
+        """Consume events on one broker connection until :meth:`stop`, ``limit`` events, or
+        ``timeout`` seconds without events (then ``socket.timeout``/``TimeoutError`` is raised).
+
+        ``wakeup`` asks the workers for a heartbeat at once, so their states are known early.
+        """
+        self._stopping.clear()
+        with self.app.connection_for_read() as connection:
+            self._receiver = self._make_receiver(connection)
+            if self._stopping.is_set():
+                return
+            self._receiver.capture(limit=limit, timeout=timeout, wakeup=wakeup)
+
+    def run(self) -> None:
+        """Consume events until :meth:`stop`, reconnecting to the broker when the connection drops
+        (kombu's ``ConsumerMixin.run``)."""
+        self._stopping.clear()
+        with self.app.connection_for_read() as connection:
+            self._receiver = self._make_receiver(connection)
+            if self._stopping.is_set():
+                return
+            self._receiver.run()
+
+    def start(self) -> threading.Thread:
+        """Run :meth:`run` in a daemon thread and return it."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("this receiver is already running")
+        self._stopping.clear()
+        thread = threading.Thread(target=self.run, name="jobmetrics-celery-receiver", daemon=True)
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask the capture loop to stop (it checks about once a second) and wait for the thread
+        :meth:`start` made, at most ``timeout`` seconds."""
+        self._stopping.set()
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.should_stop = True
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if not thread.is_alive():
+                self._thread = None
+
+
+def _event_ms(event: _Event) -> float:
+    """An event's time in epoch milliseconds: its ``timestamp`` (seconds), else when it arrived."""
+    ts = event.get("timestamp")
+    if not isinstance(ts, int | float):
+        ts = event.get("local_received")
+        if not isinstance(ts, int | float):
+            ts = time.time()
+    return float(ts) * 1000.0
+
+
+def _host(event: _Event) -> str | None:
+    host = event.get("hostname")
+    return None if host is None else str(host)
+
+
+_Handler = Callable[[CeleryReceiver, str, _MaybeTask, float, _Event], _MaybeTask]
+_TASK_HANDLERS: dict[str, _Handler] = {
+    "task-sent": CeleryReceiver._on_sent,
+    "task-received": CeleryReceiver._on_received,
+    "task-started": CeleryReceiver._on_started,
+    "task-succeeded": CeleryReceiver._on_succeeded,
+    "task-failed": CeleryReceiver._on_failed,
+    "task-retried": CeleryReceiver._on_retried,
+    "task-revoked": CeleryReceiver._on_revoked,
+    "task-rejected": CeleryReceiver._on_rejected,
+    "task-cancelled": CeleryReceiver._on_cancelled,
+}
+
+
+# ---------------------------------------------------------------------- worker side
+def _process_start_time() -> float:
+    """This process's start time (epoch seconds): from /proc on Linux, else now."""
+    try:
+        with open(f"/proc/{os.getpid()}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        now = time.time()
+        ticks = os.sysconf("SC_CLK_TCK")
+        # field 22 of stat (index 19 after the command name): start time in ticks since boot
+        return now - (uptime - int(fields[19]) / ticks)
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+def report_worker_startup(app: celery.Celery) -> None:
+    """Make the workers of ``app`` announce their start, so that cold starts can be measured.
+
+    Call it in the module that defines the Celery app (the one workers load). When a worker
+    starts with events enabled (``-E`` or ``worker_send_task_events``), it sends a
+    ``worker-initializing`` event (:data:`WORKER_INITIALIZING`) stamped with the worker process's
+    start time; :class:`CeleryReceiver` maps it to ``INITIALIZING``, and the worker's
+    ``worker-online`` ends the cold start: process start (interpreter, imports, the app module)
+    → connected to the broker, pool started, about to consume.
+    """
+
+    def announce(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
+        enabled = bool(getattr(conf, "worker_send_task_events", False)) or bool(
+            (options or {}).get("task_events")
+        )
+        if not enabled:
+            return
+        started = _process_start_time()
+        with app.events.default_dispatcher(hostname=str(sender)) as dispatcher:
+            dispatcher.send(WORKER_INITIALIZING, timestamp=started)
+
+    celeryd_init.connect(announce, weak=False)
