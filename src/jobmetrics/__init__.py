@@ -11,6 +11,7 @@ Public names:
 from __future__ import annotations
 
 from .aggregator import Aggregator
+from .batch import aggregate_logs
 from .events import EndpointRegistry, EventBatch, Rejections
 from .geometry import Geometry
 from .histogram import HdrHistogram
@@ -27,6 +28,7 @@ __all__ = [
     "Kind",
     "Rejections",
     "WorkerState",
+    "aggregate_logs",
     "rollup",
 ]
 
