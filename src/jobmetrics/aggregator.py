@@ -1,16 +1,22 @@
 """The :class:`Aggregator`: events in (one at a time or in batches), windowed job metrics out.
 
 Data path: :func:`~jobmetrics.events.normalize` turns input into integer columns; lateness is judged
-in arrival order; events wait in a small time-sorted buffer until the watermark passes them; the
+in arrival order; events wait in time-sorted runs until the watermark passes them; the
 :class:`~jobmetrics.engine.Engine` applies them in one kernel pass per batch.
+
+Threads: :meth:`Aggregator.record` appends to a flat staging list without taking a lock; everything
+that touches the engine, the held events or the registry runs under one re-entrant lock. See
+docs/aggregator.md ("Threads and asyncio") for the argument and its assumptions.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +35,9 @@ from .states import JobState
 from .timeparse import parse_duration, to_epoch_us
 from .windows import BLOCK, EndpointRows, RowBlock
 
+if TYPE_CHECKING:
+    from .ticker import Ticker
+
 __all__ = ["METRICS", "Aggregator"]
 
 #: Histogram metrics, in the engine's order.
@@ -38,6 +47,14 @@ METRICS: tuple[str, ...] = L.METRIC_NAMES
 COUNTERS: tuple[str, ...] = L.COUNTER_NAMES
 
 _NO_TIME = np.iinfo(np.int64).min
+#: Lateness used to judge arrivals when ``allowed_lateness=None``: only the watermark itself
+#: (moved by ``flush``/``tick``) makes an event late.
+_UNBOUNDED = 1 << 62
+#: Held runs beyond this many are merged into one (a bound on per-advance Python work).
+_MAX_RUNS = 24
+#: ``record`` drains without waiting for the lock unless the stage holds this many times
+#: ``staging_size`` events (back-pressure, so memory stays bounded).
+_STAGE_CAP = 8
 _STAGE_COLUMNS = ("ts", "endpoint", "job_id", "state", "kind", "worker_id", "status_code")
 
 
@@ -82,7 +99,8 @@ class Aggregator:
         How long closed windows stay in memory (e.g. ``"24h"``); older ones are dropped, so a
         long-running server's memory stays bounded. ``None`` (default) keeps every window.
     staging_size:
-        Events :meth:`record` buffers before they go through the kernel.
+        Events :meth:`record` buffers before they go through the kernel (the buffer may grow to
+        8 times that while another thread holds the aggregator; then ``record`` waits).
     job_capacity:
         Expected jobs in memory at once: sizes the job table up front (it grows when needed).
 
@@ -162,13 +180,16 @@ class Aggregator:
         self.registry = EndpointRegistry()
         self.rejections = Rejections()
         self._batches = 0
-        self._pending = EventBatch.empty()
+        self._held: list[EventBatch] = []  # time-sorted runs of held events, in arrival order
         self._max_ts = _NO_TIME
         self._watermark = _NO_TIME
         self._staging_size = staging_size
         self._stage: list[Any] = []  # events as consecutive groups of len(_STAGE_COLUMNS) fields
         self._stage_limit = staging_size * len(_STAGE_COLUMNS)
+        self._stage_cap = _STAGE_CAP * self._stage_limit
         self._lock = threading.RLock()
+        self._frozen = 0  # > 0 inside consistent(): queries do not drain the stage
+        self._ticker: Ticker | None = None
         self._scratch = np.zeros(self.geometry.counts_len, dtype=np.int64)
         self._quantile_array = np.asarray(qs, dtype=np.float64)
         self._empty_store = EndpointRows(L.R_HIST - L.R_CNT, L.N_METRICS)
@@ -201,15 +222,30 @@ class Aggregator:
         stage = self._stage
         stage.extend((ts, endpoint, job_id, state, kind, worker_id, status_code))
         if len(stage) >= self._stage_limit:
+            self._drain_from_record()
+
+    def _drain_from_record(self) -> None:
+        """Drain a full stage, unless another thread holds the aggregator: then this caller goes on
+        staging (no waiting) until the stage reaches its cap, where it waits its turn."""
+        lock = self._lock
+        if lock.acquire(blocking=False):
+            try:
+                self._drain_stage()
+            finally:
+                lock.release()
+        elif len(self._stage) >= self._stage_cap:
             self._drain_stage()
 
     def _drain_stage(self) -> None:
         """Send the staged events through the kernel.
 
         The stage is never swapped out: the first ``n`` fields are copied, then deleted, so an event
-        another thread appends meanwhile stays for the next drain.
+        another thread appends meanwhile stays for the next drain. Inside :meth:`consistent` the
+        thread holding the aggregator does not drain (its queries see one state).
         """
         with self._lock:
+            if self._frozen:
+                return
             stage = self._stage
             n = len(stage)
             if not n:
@@ -241,10 +277,10 @@ class Aggregator:
         if len(batch) == 0:
             return
         markers: EventBatch | None = None
-        if self._lateness is not None:
-            where, marks, new_max = find_late(
-                batch.ts, self._max_ts, self._lateness, self._watermark, _NO_TIME
-            )
+        lateness = _UNBOUNDED if self._lateness is None else self._lateness
+        if self._lateness is not None or self._watermark != _NO_TIME:
+            # with allowed_lateness=None only the watermark (moved by flush/tick) makes events late
+            where, marks, new_max = find_late(batch.ts, self._max_ts, lateness, self._watermark, _NO_TIME)
             if where.size:
                 n_late = where.size
                 markers = EventBatch(
@@ -260,26 +296,54 @@ class Aggregator:
                 keep[where] = False
                 batch = batch.take(keep)
             self._max_ts = int(new_max)
-            watermark = max(self._watermark, self._max_ts - self._lateness)
         else:
             self._max_ts = max(self._max_ts, int(batch.ts.max()))
-            watermark = self._watermark
-        parts = [b for b in (self._pending, batch, markers) if b is not None and len(b)]
-        self._pending = _sorted(EventBatch.concat(parts))
+        watermark = self._watermark
+        if self._lateness is not None:
+            watermark = max(watermark, self._max_ts - self._lateness)
+        parts = [b for b in (batch, markers) if b is not None and len(b)]
+        if parts:
+            self._held.append(_sorted(EventBatch.concat(parts)))
         self._advance_to(watermark)
 
     def _advance_to(self, watermark: int) -> None:
-        """Apply held events older than ``watermark`` and close the windows it passes."""
-        if watermark == _NO_TIME:
-            return
-        pending = self._pending
-        split = int(np.searchsorted(pending.ts, watermark, side="left"))
-        if split:
-            self._engine.apply(pending.slice(0, split))
-            self._pending = pending.slice(split, len(pending))
-        self._watermark = max(self._watermark, watermark)
-        self._engine.advance(self._watermark)
-        self._forget_old_windows()
+        """Apply held events older than ``watermark`` and close the windows it passes.
+
+        Held events are kept as time-sorted runs (one per batch, in arrival order); the events a
+        watermark passes are the head of each run, merged by a stable sort, so they reach the
+        kernel in the order one sorted buffer would give them, whatever the batching.
+        """
+        if watermark != _NO_TIME:
+            heads: list[EventBatch] = []
+            rest: list[EventBatch] = []
+            for run in self._held:
+                split = int(np.searchsorted(run.ts, watermark, side="left"))
+                if split:
+                    heads.append(run.slice(0, split))
+                if split < len(run):
+                    rest.append(run if split == 0 else run.slice(split, len(run)))
+            self._held = rest
+            if heads:
+                self._engine.apply(_sorted(EventBatch.concat(heads)))
+            self._watermark = max(self._watermark, watermark)
+            self._engine.advance(self._watermark)
+            self._forget_old_windows()
+        self._compact_held()
+
+    def _compact_held(self) -> None:
+        """Merge the newest held runs while the older one is not at least twice as long (so the
+        runs shrink geometrically: O(log n) of them, each event merged O(log n) times), and all
+        of them beyond ``_MAX_RUNS``."""
+        runs = self._held
+        while len(runs) >= 2 and len(runs[-2]) < 2 * len(runs[-1]):
+            last = runs.pop()
+            runs[-1] = _sorted(EventBatch.concat([runs[-1], last]))
+        if len(runs) > _MAX_RUNS:
+            self._held = [self._held_events()]
+
+    def _held_events(self) -> EventBatch:
+        """Every held event in one time-sorted batch (ties in arrival order)."""
+        return _sorted(EventBatch.concat(self._held))
 
     def _forget_old_windows(self) -> None:
         clock = self._engine.clock_window
@@ -292,23 +356,113 @@ class Aggregator:
             self._drain_stage()
             if self._max_ts == _NO_TIME:
                 return
-            pending = self._pending
-            if len(pending):
-                self._engine.apply(pending)
-                self._pending = EventBatch.empty()
+            if self._held:
+                held = self._held_events()
+                self._held = []
+                self._engine.apply(held)
             self._watermark = max(self._watermark, self._max_ts)
             self._engine.advance(self._watermark)
             self._forget_old_windows()
 
-    def advance(self, now: Any = None) -> None:
-        """Move the watermark by processing time to ``now - allowed_lateness`` (``now`` defaults to
-        the wall clock), so windows close while traffic is quiet."""
+    def tick(self, now: Any = None) -> int | None:
+        """A processing-time tick: move the watermark to ``now - allowed_lateness`` so that windows
+        close while traffic is quiet (a quiet endpoint still reports). Returns the watermark (µs).
+
+        ``now`` is anything ``ts`` accepts (epoch ms, ``datetime``, ISO text …) and defaults to the
+        wall clock. The watermark never moves back: a tick behind it does nothing. Events that
+        arrive afterwards with ``ts`` before the watermark are late (counted, not applied), so
+        event timestamps should come from a clock close to this one. With
+        ``allowed_lateness=None`` the lateness taken is 0. :meth:`start_ticker` calls this
+        periodically from a background thread.
+        """
         with self._lock:
             self._drain_stage()
             now_us = time.time_ns() // 1000 if now is None else to_epoch_us(now, name="now")
             target = now_us - (self._lateness or 0)
             if target > self._watermark:
                 self._advance_to(target)
+            return self.watermark
+
+    def advance(self, now: Any = None) -> None:
+        """Move the watermark by processing time to ``now - allowed_lateness`` (``now`` defaults to
+        the wall clock), so windows close while traffic is quiet. The same as :meth:`tick`."""
+        self.tick(now)
+
+    def start_ticker(
+        self, interval: str | int | float = "1s", *, clock: Callable[[], Any] | None = None
+    ) -> Ticker:
+        """Start a daemon thread that calls :meth:`tick` every ``interval`` (a duration such as
+        ``"1s"``, or µs); returns the :class:`~jobmetrics.ticker.Ticker` (a context manager).
+
+        ``clock`` returns the time to tick to (anything :meth:`tick` accepts; default: the wall
+        clock). Stop it with :meth:`stop_ticker`, :meth:`close`, ``Ticker.stop()`` or by leaving
+        a ``with`` block. One ticker per aggregator: starting a second one raises RuntimeError.
+        """
+        from .ticker import Ticker
+
+        with self._lock:
+            if self._ticker is not None and self._ticker.running:
+                raise RuntimeError("a ticker is already running for this aggregator; stop it first")
+            ticker = Ticker(self, interval, clock=clock)
+            ticker.start()
+            self._ticker = ticker
+        return ticker
+
+    def stop_ticker(self, timeout: float | None = 5.0) -> None:
+        """Stop the background ticker, if any (re-raises an error that stopped it)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop(timeout)
+
+    def close(self) -> None:
+        """Stop the background ticker and apply staged events (held ones stay held: call
+        :meth:`flush` first at the end of input). The aggregator stays usable."""
+        self.stop_ticker()
+        self._drain_stage()
+
+    def __enter__(self) -> Aggregator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def consistent(self) -> Iterator[Aggregator]:
+        """Hold the aggregator still: queries inside the ``with`` block all see one state.
+
+        The stage is drained on entry; inside the block the calling thread holds the aggregator's
+        lock and its queries do not drain, so ``metrics()``, ``snapshot()``, ``totals()`` …
+        agree with each other. Other threads' ``record`` calls keep staging meanwhile (they wait
+        only if the stage reaches its cap); their ``ingest``, ``tick`` and queries wait.
+        """
+        with self._lock:
+            self._drain_stage()
+            self._frozen += 1
+            try:
+                yield self
+            finally:
+                self._frozen -= 1
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | PathLike[str], *, format: Literal["arrow", "parquet"] | None = None) -> None:
+        """Write the full state (options, endpoints, open and closed windows, jobs in flight,
+        workers, held events, counters, rejections, watermark) to an Arrow IPC file, or Parquet
+        (``format="parquet"`` or a ``.parquet`` suffix). :meth:`restore` reads it back; see
+        docs/persistence.md. The state is copied under the lock and written outside it."""
+        from .persist import save
+
+        save(self, path, format=format)
+
+    @classmethod
+    def restore(cls, path: str | PathLike[str]) -> Aggregator:
+        """An aggregator in the state :meth:`save` wrote to ``path``: continuing it gives exactly
+        what the saved one would have given. ValueError for a file that is not such a state, of
+        another format version, or damaged."""
+        from .persist import restore
+
+        return restore(path)
+
+    load = restore
 
     # ------------------------------------------------------------------ state
     @property
@@ -322,35 +476,47 @@ class Aggregator:
 
     def jobs_in_memory(self) -> int:
         """Jobs held in the job table (in flight, or finished within the retention)."""
-        self._drain_stage()
-        return self._engine.jobs_in_memory
+        with self._lock:
+            self._drain_stage()
+            return self._engine.jobs_in_memory
+
+    def held_events(self) -> int:
+        """Events waiting for the watermark (not applied yet)."""
+        with self._lock:
+            self._drain_stage()
+            return sum(len(run) for run in self._held)
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes held, by part (job table, open rows, histogram pool, closed rows, held events)."""
-        self._drain_stage()
-        out = self._engine.memory_bytes()
-        p = self._pending
-        out["held_events"] = sum(
-            getattr(p, c).nbytes for c in ("ts", "kind", "endpoint", "job", "state", "worker", "status")
-        )
+        with self._lock:
+            self._drain_stage()
+            out = self._engine.memory_bytes()
+            out["held_events"] = sum(
+                getattr(run, c).nbytes
+                for run in self._held
+                for c in ("ts", "kind", "endpoint", "job", "state", "worker", "status")
+            )
         return out
 
     def invalid_transition_counts(self) -> dict[tuple[str, str], int]:
         """Invalid job transitions seen, by (from state, to state)."""
-        self._drain_stage()
-        pairs = self._engine.invalid_pairs
+        with self._lock:
+            self._drain_stage()
+            pairs = self._engine.invalid_pairs.copy()
         return {
             (_STATE_NAMES[int(a)], _STATE_NAMES[int(b)]): int(pairs[a, b])
             for a, b in zip(*np.nonzero(pairs), strict=True)
         }
 
     # ------------------------------------------------------------------ queries
-    def _rows(self) -> RowBlock:
+    def _rows(self) -> tuple[RowBlock, list[str], int | None]:
+        """Every row held, the endpoint names and the watermark, all taken at one moment."""
         with self._lock:
             self._drain_stage()
             closed = self._engine.closed.all()
             wm = self._watermark if self._watermark != _NO_TIME else 0
-            return RowBlock.concat([closed, self._engine.open_rows(wm)], len(METRICS))
+            rows = RowBlock.concat([closed, self._engine.open_rows(wm)], len(METRICS))
+            return rows, self.registry.names(), self.watermark
 
     def _endpoint_code(self, endpoint: str) -> int:
         code = self.registry.get(endpoint)
@@ -460,12 +626,12 @@ class Aggregator:
         One row per (endpoint, window) in which the endpoint had events, jobs in flight or workers;
         sorted by window start, then endpoint. Open rows hold what the watermark has passed.
         """
-        rows = self._rows()
+        rows, names, watermark = self._rows()  # copied under the lock, encoded outside it
         return to_table(
             rows,
-            self.registry.names(),
+            names,
             width=self.width,
-            watermark=self.watermark,
+            watermark=watermark,
             spec=SnapshotSpec(self.geometry, self.quantiles),
         )
 

@@ -10,6 +10,7 @@ clock has passed move into a :class:`~jobmetrics.windows.ClosedRows` store in sp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -332,6 +333,154 @@ class Engine:
             return _EMPTY
         row: npt.NDArray[np.integer] = self.dense_counts(np.array([p]))[0] if self.spilled else self.pool[p]
         return row
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, npt.NDArray[np.integer]]:
+        """Copies of every array the engine's future depends on, sparse where the arrays are
+        mostly empty: the job and worker tables as (slot, record) of occupied slots, the
+        finished-jobs queue as its live entries, the histogram pool (and spill) as (slot, bucket,
+        count) of non-zero counts, and the closed rows as a :class:`RowBlock`'s columns.
+        :meth:`load_state` puts them back, at the same positions, in an engine of the same config.
+        """
+        out: dict[str, npt.NDArray[np.integer]] = {}
+        for name, table in (("jt", self.jt), ("wt", self.wt)):
+            slots = np.flatnonzero(table[:, 0] != 0)
+            out[f"{name}.shape"] = np.array(table.shape, dtype=np.int64)
+            out[f"{name}.slot"] = slots.astype(np.int64)
+            out[f"{name}.record"] = table[slots].copy()
+        head, tail = int(self.st[L.ST_FIFO_HEAD]), int(self.st[L.ST_FIFO_TAIL])
+        size = self.fifo.shape[0]
+        out["fifo.shape"] = np.array(self.fifo.shape, dtype=np.int64)
+        out["fifo.live"] = self.fifo[np.arange(head, tail, dtype=np.int64) & (size - 1)].copy()
+        for name, dense in (("pool", self.pool), ("spill", self.spill)):
+            if name == "spill" and not self.spilled:
+                continue
+            slot, bucket = np.nonzero(dense)
+            out[f"{name}.shape"] = np.array(dense.shape, dtype=np.int64)
+            out[f"{name}.slot"] = slot.astype(np.int64)
+            out[f"{name}.bucket"] = bucket.astype(np.int64)
+            out[f"{name}.count"] = dense[slot, bucket].astype(np.int64)
+        for name in ("slot_of", "epa", "rows", "row_free", "pool_free", "invalid_pairs", "st"):
+            out[name] = getattr(self, name).copy()
+        out["scratch_key"] = self.scratch_key.copy()
+        out["scratch_gen"] = self.scratch_gen.copy()
+        out["n_endpoints"] = np.array([self.n_endpoints], dtype=np.int64)
+        closed = self.closed.all()
+        out["closed.endpoint"] = closed.endpoint.copy()
+        out["closed.window"] = closed.window.copy()
+        out["closed.values"] = closed.values.copy()
+        for m in range(L.N_METRICS):
+            out[f"closed.hist_row.{m}"] = closed.hist_row[m].copy()
+            out[f"closed.hist_index.{m}"] = closed.hist_index[m].copy()
+            out[f"closed.hist_count.{m}"] = closed.hist_count[m].copy()
+        return out
+
+    def load_state(self, state: dict[str, npt.NDArray[np.integer]]) -> None:
+        """Put back what :meth:`state` returned (ValueError if an array does not fit)."""
+
+        def get(name: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
+            if name not in state:
+                raise ValueError(f"engine state lacks {name!r}")
+            return np.ascontiguousarray(state[name], dtype=dtype)
+
+        def shape(name: str) -> tuple[int, int]:
+            dims = get(f"{name}.shape", np.int64)
+            if dims.shape != (2,) or dims[0] <= 0 or dims[1] <= 0:
+                raise ValueError(f"engine state {name}.shape is not a 2-D shape: {dims.tolist()}")
+            return int(dims[0]), int(dims[1])
+
+        def put(
+            target: npt.NDArray[Any], slot: npt.NDArray[Any], values: npt.NDArray[Any], name: str
+        ) -> None:
+            if slot.size and (slot.min() < 0 or slot.max() >= target.shape[0]):
+                raise ValueError(f"engine state {name}: a slot lies outside the table of {target.shape[0]}")
+            target[slot] = values
+
+        for name, fields in (("jt", L.J_FIELDS), ("wt", L.W_FIELDS)):
+            n, width = shape(name)
+            if width != fields or n & (n - 1):
+                raise ValueError(f"engine state {name}.shape {(n, width)} is not a table of {fields} fields")
+            table = np.zeros((n, width), dtype=np.int64)
+            put(
+                table, get(f"{name}.slot", np.int64), get(f"{name}.record", np.int64).reshape(-1, width), name
+            )
+            setattr(self, name, table)
+        st = get("st", np.int64)
+        if st.shape != (L.N_STATE,):
+            raise ValueError(f"engine state st has shape {st.shape}, expected ({L.N_STATE},)")
+        n, width = shape("fifo")
+        if width != 2 or n & (n - 1):
+            raise ValueError(f"engine state fifo.shape {(n, width)} is not a queue of pairs")
+        fifo = np.zeros((n, 2), dtype=np.int64)
+        live = get("fifo.live", np.int64).reshape(-1, 2)
+        head = int(st[L.ST_FIFO_HEAD])
+        if int(st[L.ST_FIFO_TAIL]) - head != live.shape[0] or live.shape[0] > n:
+            raise ValueError("engine state: the finished-jobs queue does not match its head and tail")
+        fifo[np.arange(head, head + live.shape[0], dtype=np.int64) & (n - 1)] = live
+        self.fifo = fifo
+        counts_len = self.config.counts_len
+        dense: dict[str, npt.NDArray[Any]] = {}
+        for name, dtype in (("pool", np.int32), ("spill", np.int64)):
+            if name == "spill" and f"{name}.shape" not in state:
+                continue
+            rows, width = shape(name)
+            if width != counts_len:
+                raise ValueError(
+                    f"engine state {name} has {width} buckets per histogram, this geometry {counts_len}"
+                )
+            d = np.zeros((rows, width), dtype=dtype)
+            slot, bucket = get(f"{name}.slot", np.int64), get(f"{name}.bucket", np.int64)
+            count = get(f"{name}.count", np.int64)
+            if not slot.shape == bucket.shape == count.shape:
+                raise ValueError(f"engine state {name}: slot, bucket and count lengths differ")
+            if bucket.size and (bucket.min() < 0 or bucket.max() >= width):
+                raise ValueError(f"engine state {name}: a bucket lies outside {width}")
+            if slot.size and (slot.min() < 0 or slot.max() >= rows):
+                raise ValueError(f"engine state {name}: a slot lies outside the pool of {rows}")
+            d[slot, bucket] = count.astype(dtype)
+            dense[name] = d
+        self.pool = dense["pool"]
+        self.spill = dense.get("spill", np.zeros(self.pool.shape, dtype=np.int64))
+        self.slot_of = get("slot_of", np.int32).copy()
+        self.epa = get("epa", np.int64).copy()
+        self.rows = get("rows", np.int64).copy()
+        self.row_free = get("row_free", np.int32).copy()
+        self.pool_free = get("pool_free", np.int32).copy()
+        self.invalid_pairs = get("invalid_pairs", np.int64).copy()
+        if self.rows.ndim != 2 or self.rows.shape[1] != L.R_COLS:
+            raise ValueError(f"engine state rows has shape {self.rows.shape}, expected (n, {L.R_COLS})")
+        if (
+            self.slot_of.ndim != 2
+            or self.slot_of.shape[1] != L.RING
+            or self.epa.shape[0] != self.slot_of.shape[0]
+        ):
+            raise ValueError("engine state: endpoint arrays have inconsistent shapes")
+        if self.row_free.shape[0] != self.rows.shape[0] or self.pool_free.shape[0] != self.pool.shape[0]:
+            raise ValueError("engine state: free lists do not match the rows and the pool")
+        self.st = st.copy()
+        self.scratch_key = get("scratch_key", np.int64).copy()
+        self.scratch_gen = get("scratch_gen", np.int64).copy()
+        self.n_endpoints = int(get("n_endpoints", np.int64)[0])
+        n_metrics = L.N_METRICS
+        block = RowBlock(
+            endpoint=get("closed.endpoint", np.int32),
+            window=get("closed.window", np.int64),
+            values=get("closed.values", np.int64).reshape(-1, L.R_HIST - L.R_CNT),
+            hist_row=tuple(get(f"closed.hist_row.{m}", np.int32) for m in range(n_metrics)),
+            hist_index=tuple(get(f"closed.hist_index.{m}", np.int32) for m in range(n_metrics)),
+            hist_count=tuple(get(f"closed.hist_count.{m}", np.int64) for m in range(n_metrics)),
+        )
+        n_rows = len(block)
+        if block.window.shape[0] != n_rows or block.values.shape[0] != n_rows:
+            raise ValueError("engine state: closed rows have columns of different lengths")
+        for m in range(n_metrics):
+            r, i, c = block.hist_row[m], block.hist_index[m], block.hist_count[m]
+            if not r.shape == i.shape == c.shape:
+                raise ValueError(f"engine state: closed histogram {m} has entries of different lengths")
+            if r.size and (r.min() < 0 or r.max() >= n_rows or i.min() < 0 or i.max() >= counts_len):
+                raise ValueError(f"engine state: closed histogram {m} points outside its rows or buckets")
+        self.closed = ClosedRows(counts_len, L.R_HIST - L.R_CNT, n_metrics)
+        self.closed.append(block)
 
     # ------------------------------------------------------------------ introspection
     @property
