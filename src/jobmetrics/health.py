@@ -175,32 +175,33 @@ def health(
     >>> h["jobs"]["requests"], h["jobs"]["inProgress"], h["jobs"]["inQueue"]
     (1, 1, 0)
     """
-    settle(aggregator)
-    known = aggregator.endpoints()
-    if endpoint is not None and endpoint not in known:
-        raise KeyError(f"unknown endpoint {endpoint!r}; known: {known}")
-    names = known if endpoint is None else [endpoint]
-    jobs = {key: 0 for key, _ in _JOB_KEYS} | {"inQueue": 0, "inProgress": 0}
-    webhooks = {"requests": 0, "succeeded": 0, "failed": 0}
-    cold_starts = 0
-    for name in names:
-        figures = aggregator.totals(name) if last is None else aggregator.metrics(name, last=last)
-        for key, column in _JOB_KEYS:
-            jobs[key] += int(figures[column])
-        jobs["inQueue"] += int(figures["in_queue"])
-        jobs["inProgress"] += int(figures["in_progress"])
-        webhooks["requests"] += int(figures["webhook_requests"])
-        webhooks["succeeded"] += int(figures["webhook_succeeded"])
-        webhooks["failed"] += int(figures["webhook_failed"])
-        cold_starts += int(figures["cold_start_count"])
-    levels = last_window_workers(aggregator)
-    workers = dict.fromkeys(WORKER_STATES, 0)
-    averages = dict.fromkeys(WORKER_STATES, 0.0)
-    for name in names:
-        for s, v in levels.maxima(name).items():
-            workers[s] += v
-        for s, a in levels.averages(name).items():
-            averages[s] += a
+    with aggregator.consistent():  # every figure from one state (staged events drained first)
+        known = aggregator.endpoints()
+        if endpoint is not None and endpoint not in known:
+            raise KeyError(f"unknown endpoint {endpoint!r}; known: {known}")
+        names = known if endpoint is None else [endpoint]
+        jobs = {key: 0 for key, _ in _JOB_KEYS} | {"inQueue": 0, "inProgress": 0}
+        webhooks = {"requests": 0, "succeeded": 0, "failed": 0}
+        cold_starts = 0
+        for name in names:
+            figures = aggregator.totals(name) if last is None else aggregator.metrics(name, last=last)
+            for key, column in _JOB_KEYS:
+                jobs[key] += int(figures[column])
+            jobs["inQueue"] += int(figures["in_queue"])
+            jobs["inProgress"] += int(figures["in_progress"])
+            webhooks["requests"] += int(figures["webhook_requests"])
+            webhooks["succeeded"] += int(figures["webhook_succeeded"])
+            webhooks["failed"] += int(figures["webhook_failed"])
+            cold_starts += int(figures["cold_start_count"])
+        levels = last_window_workers(aggregator)
+        workers = dict.fromkeys(WORKER_STATES, 0)
+        averages = dict.fromkeys(WORKER_STATES, 0.0)
+        for name in names:
+            for s, v in levels.maxima(name).items():
+                workers[s] += v
+            for s, a in levels.averages(name).items():
+                averages[s] += a
+        watermark = aggregator.watermark
     window = None
     if levels.window_start is not None:
         window = {"start": _iso(levels.window_start), "end": _iso(levels.window_end)}
@@ -211,6 +212,6 @@ def health(
         "webhooks": webhooks,
         "coldStarts": cold_starts,
         "workersWindow": window,
-        "watermark": _iso(aggregator.watermark),
+        "watermark": _iso(watermark),
         "endpoints": names,
     }

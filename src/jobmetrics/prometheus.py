@@ -354,8 +354,12 @@ class AggregatorCollector(Collector):
         yield from self._families().all()
 
     def collect(self) -> Iterator[Metric]:
-        """Every metric family with one metric per endpoint, read from the aggregator now."""
-        with self._lock:
+        """Every metric family with one metric per endpoint, read from the aggregator now.
+
+        All the figures of one scrape are read inside :meth:`Aggregator.consistent`, so they
+        describe one state; other threads keep recording meanwhile (their events are staged).
+        """
+        with self._lock, self.aggregator.consistent():
             families = self._collect()
         yield from families.all()
 
