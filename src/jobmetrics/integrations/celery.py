@@ -80,6 +80,15 @@ _MaybeTask = _Task | None
 
 
 @dataclass(slots=True)
+class _Held:
+    """A task first seen at ``task-received``, waiting for its ``task-sent``."""
+
+    received: _Event
+    since: float  # receiver's clock (s)
+    later: list[_Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Worker:
     """One worker as the receiver sees it."""
 
@@ -118,6 +127,12 @@ class CeleryReceiver:
         Seconds the receiver remembers finished tasks, to map their late events (default 3600).
     task_ttl:
         Seconds after which a task in flight with no event is forgotten (default 86400).
+    sent_grace:
+        With ``endpoint_by="queue"``, a task whose ``task-received`` arrives before its
+        ``task-sent`` (an idle worker can beat the client's event) is held up to this many
+        seconds (default 1) for the queue ``task-sent`` names; without one it is recorded with
+        the queue the app's routes give. Keep it below the aggregator's ``allowed_lateness``;
+        0 records at once.
 
     Examples
     --------
@@ -146,6 +161,7 @@ class CeleryReceiver:
         heartbeat_expiry: float = _HEARTBEAT_EXPIRY,
         retention: float = 3600.0,
         task_ttl: float = 86400.0,
+        sent_grace: float = 1.0,
     ) -> None:
         if not isinstance(aggregator, Aggregator):
             raise TypeError(f"aggregator must be a jobmetrics.Aggregator, got {type(aggregator).__name__}")
@@ -157,6 +173,8 @@ class CeleryReceiver:
             raise ValueError(f"retention must be >= 0 seconds, got {retention!r}")
         if not task_ttl > 0:
             raise ValueError(f"task_ttl must be positive, got {task_ttl!r}")
+        if not sent_grace >= 0:
+            raise ValueError(f"sent_grace must be >= 0 seconds, got {sent_grace!r}")
         self.app = app
         self.aggregator = aggregator
         self.endpoint_by = endpoint_by
@@ -166,12 +184,14 @@ class CeleryReceiver:
         self.heartbeat_expiry = float(heartbeat_expiry)
         self.retention = float(retention)
         self.task_ttl = float(task_ttl)
+        self.sent_grace = float(sent_grace)
         self._args = {
             "endpoint_by": endpoint_by, "worker_endpoint": worker_endpoint,
             "unknown_endpoint": unknown_endpoint, "heartbeat_expiry": heartbeat_expiry,
-            "retention": retention, "task_ttl": task_ttl,
+            "retention": retention, "task_ttl": task_ttl, "sent_grace": sent_grace,
         }  # fmt: skip
         self._tasks: dict[str, _Task] = {}
+        self._held: dict[str, _Held] = {}
         self._finished: OrderedDict[str, _Task] = OrderedDict()
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
@@ -209,13 +229,32 @@ class CeleryReceiver:
         if uuid is None or kind not in _TASK_HANDLERS:
             return False
         uuid = str(uuid)
-        ts = _event_ms(event)
+        held = self._held.get(uuid)
+        if held is not None:
+            if kind == "task-sent":
+                self._release(uuid, event)
+            else:
+                held.later.append(event)
+            return True
+        task = self._task(uuid)
+        if task is None and kind == "task-received" and self.endpoint_by == "queue" and self.sent_grace > 0:
+            # task-sent is stamped after the message is published, so an idle worker's
+            # task-received may come first: wait a little for the queue that task-sent names
+            self._held[uuid] = _Held(event, time.monotonic())
+            return True
+        self._dispatch(uuid, task, kind, event)
+        return True
+
+    def _task(self, uuid: str) -> _Task | None:
         task = self._tasks.get(uuid)
         if task is None:
             task = self._finished.pop(uuid, None)
             if task is not None:
                 self._tasks[uuid] = task
-        task = _TASK_HANDLERS[kind](self, uuid, task, ts, event)
+        return task
+
+    def _dispatch(self, uuid: str, task: _MaybeTask, kind: str, event: _Event) -> None:
+        task = _TASK_HANDLERS[kind](self, uuid, task, _event_ms(event), event)
         if task is not None:
             task.touched = time.monotonic()
             if task.phase in _FINAL:
@@ -224,7 +263,31 @@ class CeleryReceiver:
                 self._finished.move_to_end(uuid)
             else:
                 self._tasks[uuid] = task
-        return True
+
+    def _release(self, uuid: str, sent: _Event | None) -> None:
+        """Record a held task: queued at its ``task-sent`` (endpoint from it) or, without one, at
+        its ``task-received``; then the events that came meanwhile."""
+        held = self._held.pop(uuid)
+        received_ms = _event_ms(held.received)
+        if sent is None:
+            task = _Task(self._endpoint(held.received, sent=False), _QUEUED)
+            self._job(uuid, task, received_ms, _QUEUED)
+        else:
+            # the worker's task-received cannot precede the enqueueing that task-sent reports
+            task = _Task(self._endpoint(sent, sent=True), _QUEUED)
+            self._job(uuid, task, min(_event_ms(sent), received_ms), _QUEUED)
+        task.touched = time.monotonic()
+        self._tasks[uuid] = task
+        for event in held.later:
+            self._dispatch(uuid, self._task(uuid), str(event["type"]), event)
+
+    def release_held(self, older_than: float = 0.0, now: float | None = None) -> None:
+        """Record the tasks held waiting for their ``task-sent`` (see ``sent_grace``) for at least
+        ``older_than`` seconds (all by default); :meth:`tick` and :meth:`stop` call it."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for uuid in [u for u, h in self._held.items() if now - h.since >= older_than]:
+                self._release(uuid, None)
 
     def _endpoint(self, event: _Event, *, sent: bool) -> str:
         """The endpoint of a task from its ``task-sent`` or ``task-received`` event."""
@@ -397,12 +460,14 @@ class CeleryReceiver:
 
     # ------------------------------------------------------------------ housekeeping
     def tick(self, now: float | None = None) -> None:
-        """Housekeeping, run about once a second while capturing: workers silent for
-        ``heartbeat_expiry`` x freq go ``OFFLINE``; old task ids are forgotten.
+        """Housekeeping, run about once a second while capturing: tasks held longer than
+        ``sent_grace`` are recorded; workers silent for ``heartbeat_expiry`` x freq go
+        ``OFFLINE``; task ids older than ``retention`` (finished) or ``task_ttl`` are forgotten.
 
         ``now`` is the receiver's ``time.monotonic()`` (default: now).
         """
         now = time.monotonic() if now is None else now
+        self.release_held(self.sent_grace, now)
         with self._lock:
             for host, w in list(self._workers.items()):
                 window = self.heartbeat_expiry * w.freq
@@ -470,8 +535,8 @@ class CeleryReceiver:
         return thread
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Ask the capture loop to stop (it checks about once a second) and wait for the thread
-        :meth:`start` made, at most ``timeout`` seconds."""
+        """Ask the capture loop to stop (it checks about once a second), wait for the thread
+        :meth:`start` made, at most ``timeout`` seconds, then record the tasks still held."""
         self._stopping.set()
         receiver = self._receiver
         if receiver is not None:
@@ -481,6 +546,7 @@ class CeleryReceiver:
             thread.join(timeout)
             if not thread.is_alive():
                 self._thread = None
+        self.release_held()
 
 
 def _event_ms(event: _Event) -> float:
