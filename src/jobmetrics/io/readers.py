@@ -186,6 +186,8 @@ def discover(
     """The input files named by ``paths``: files, directories (searched recursively for files with
     a known extension, hidden files and ``_``-prefixed ones skipped) and glob patterns (``**``
     allowed), in the order given, each directory's and pattern's files sorted, duplicates dropped.
+    Directories and patterns take only files with a known extension; a file named explicitly must
+    have one.
 
     ``format`` forces the format of every file (``parquet``, ``ipc``, ``jsonl`` or ``csv``) instead of
     reading it from the extension (directories then take every non-hidden file).
@@ -221,9 +223,9 @@ def discover(
             files = [path]
         elif _GLOB_CHARS & set(item):
             matched = sorted(Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True))
-            files = [m for m in matched if m.is_file()]
+            files = [m for m in matched if m.is_file() and (format is not None or format_of(m))]
             if not files:
-                raise FileNotFoundError(f"no file matches {item!r}")
+                raise FileNotFoundError(f"no log file matches {item!r}")
         else:
             raise FileNotFoundError(f"input not found: {item}")
         for f in files:
@@ -404,7 +406,7 @@ def _csv_ts(col: pa.Array) -> pa.Array:
     if n_numeric == valid:
         return as_float
     us = pc.cast(pc.round(pc.multiply(as_float, 1000.0)), pa.int64()).cast(pa.timestamp("us"))
-    iso = pc.strftime(us, format="%Y-%m-%dT%H:%M:%S.%fZ")
+    iso = pc.strftime(us, format="%Y-%m-%dT%H:%M:%SZ")
     return pc.if_else(numeric, iso, col)
 
 
