@@ -187,16 +187,11 @@ def _print_summary(console: Console, s: Summary) -> None:
     t.add_row("snapshot rows", f"{s.windows:,}")
     rate = f" ({s.events_per_s:,.0f} events/s)" if s.events_read else ""
     t.add_row("time", f"{s.seconds:.2f} s{rate}")
-    t.add_row("output", s.output or "—")
     console.print(t)
     if s.samples:
         shown = s.samples[:SHOWN_SAMPLES]
-        r = Table(title=f"first {len(shown)} of {s.rejected:,} rejected rows", title_justify="left")
-        r.add_column("where")
-        r.add_column("reason")
-        r.add_column("value", overflow="fold")
-        for sample in shown:
-            where = sample.file if sample.number is None else f"{sample.file} {sample.unit} {sample.number}"
-            value = f"{sample.column}={sample.value}" if sample.column else sample.value
-            r.add_row(where, sample.reason, value)
-        console.print(r)
+        console.print(f"first {len(shown)} of {s.rejected:,} rejected rows:", style="bold")
+        for sample in shown:  # one line each, never wrapped: file:line stays clickable and greppable
+            console.print(f"  {sample}", soft_wrap=True, markup=False, highlight=False)
+    if s.output:
+        console.print(f"snapshot written to {s.output}", soft_wrap=True, markup=False, highlight=False)
