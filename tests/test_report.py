@@ -222,6 +222,7 @@ def test_terminal_shows_the_figures(snapshot: pa.Table) -> None:
         (2310.0, "2.31 s"),
         (252_000.0, "4.2 min"),
         (5_400_000.0, "1.50 h"),
+        (983_232_000.0, "11.38 d"),
     ],
 )
 def test_format_ms(ms: float | None, text: str) -> None:

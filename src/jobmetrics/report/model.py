@@ -350,20 +350,34 @@ def _endpoint_figures(
 
 
 # ---------------------------------------------------------------------------------- series
+#: Chart grains tried in order (µs): the first multiple of the window width that gives few enough points.
+_GRAINS = tuple(
+    m * 60 * _US for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 20160, 43200)
+)
+
+
 def series(report: Report, *, max_points: int = 240) -> pa.Table:
-    """The report's rows re-aggregated (exactly, with :func:`jobmetrics.rollup`) into at most about
-    ``max_points`` windows per endpoint: the time series the charts draw."""
+    """The report's rows re-aggregated (exactly, with :func:`jobmetrics.rollup`) into at most
+    ``max_points`` windows per endpoint where a round grain allows (1, 2, 5, 10, 15, 30 minutes,
+    1, 2, 3, 6, 12 hours, 1, 2, 7, 14, 30 days, then multiples of the window): the time series the
+    charts draw."""
     rows = report.rows
     if rows.num_rows == 0:
         return rows
     start = _us(rows.column("window_start"))
-    n_windows = (int(start.max()) - int(start.min())) // report.window_us + 1
-    if n_windows <= max_points and "workers_idle_us" in rows.column_names:
-        return rows
-    factor = max(1, -(-n_windows // max_points))
-    every = report.window_us * factor
-    if "workers_idle_us" not in rows.column_names:
-        return rows  # rollup needs jobmetrics' own columns; draw the rows as they are
+    lo, hi = int(start.min()), int(start.max())
+    width = report.window_us
+
+    def points(every: int) -> int:
+        return hi // every - lo // every + 1
+
+    if points(width) <= max_points or "workers_idle_us" not in rows.column_names:
+        return rows  # few windows, or not jobmetrics' own rows (rollup needs them): drawn as they are
+    every = next((g for g in _GRAINS if g % width == 0 and points(g) <= max_points), 0)
+    if not every:
+        every = width * -(-points(width) // max_points)
+        while points(every) > max_points:
+            every += width
     return rollup(rows, every=every)
 
 

@@ -32,6 +32,7 @@ _METRIC_STYLE = {"execution_time": "-", "delay_time": "--", "cold_start_time": "
 _METRIC_LABEL = {"execution_time": "execution", "delay_time": "delay", "cold_start_time": "cold start"}
 _OUTCOMES = (("completed", "#2e7d32"), ("failed", "#c62828"), ("cancelled", "#9e9e9e"),
              ("timed_out", "#ef6c00"))  # fmt: skip
+_UNITS = (("hours", 3_600_000.0), ("minutes", 60_000.0), ("seconds", 1000.0), ("ms", 1.0))
 _WORKER_COLORS = ("#90caf9", "#a5d6a7", "#1565c0", "#ffb74d", "#e57373")
 
 
@@ -62,6 +63,7 @@ def _draw_endpoint(axes: Any, rows: pa.Table, name: str, report: Report) -> None
     x = _times(t)
     width = _grain_seconds(t) / 86_400  # bar width in days (matplotlib's date unit)
     colors = ["#1f77b4", "#9467bd", "#d62728", "#8c564b", "#17becf"]
+    lines = []
     for m in DURATION_METRICS:
         if int(_column(t, f"{m}_count").sum()) == 0:
             continue
@@ -69,20 +71,26 @@ def _draw_endpoint(axes: Any, rows: pa.Table, name: str, report: Report) -> None
             y = np.array(
                 [np.nan if v is None else v for v in t.column(f"{m}_{label}_ms").to_pylist()], dtype=float
             )
-            ax_lat.plot(
-                x,
-                y,
-                _METRIC_STYLE[m],
-                color=colors[k % len(colors)],
-                linewidth=1.2,
-                marker="." if len(x) < 3 else None,
-                label=f"{_METRIC_LABEL[m]} {label.upper()}",
-            )
+            lines.append((m, k, label, y))
+    top = max((float(np.nanmax(y)) for *_, y in lines if np.isfinite(y).any()), default=0.0)
+    unit, scale = next((u, f) for u, f in _UNITS if top >= f or f == 1.0)
+    for m, k, label, y in lines:
+        ax_lat.plot(
+            x,
+            y / scale,
+            _METRIC_STYLE[m],
+            color=colors[k % len(colors)],
+            linewidth=1.2,
+            marker="." if len(x) < 3 else None,
+            label=f"{_METRIC_LABEL[m]} {label.upper()}",
+        )
     ax_lat.set_title(f"{name}: latency percentiles", fontsize=9, loc="left")
-    ax_lat.set_ylabel("ms")
+    ax_lat.set_ylabel(unit)
     if ax_lat.lines:
         ax_lat.set_yscale("log")
         ax_lat.legend(fontsize=6, ncol=2, loc="upper left")
+    else:
+        _empty(ax_lat, "no durations recorded")
     bottom = np.zeros(len(x))
     for outcome, color in _OUTCOMES:
         y = _column(t, outcome).astype(float)
@@ -92,14 +100,22 @@ def _draw_endpoint(axes: Any, rows: pa.Table, name: str, report: Report) -> None
     ax_req.set_title(f"{name}: requests per {_grain(t)}", fontsize=9, loc="left")
     ax_req.legend(fontsize=6, loc="upper left")
     levels = [_column(t, f"workers_{s}_avg").astype(float) for s in WORKER_STATES]
-    if len(x):
-        ax_work.stackplot(x, *levels, labels=list(WORKER_STATES), colors=_WORKER_COLORS, step="post")
     ax_work.set_title(f"{name}: workers by state (average)", fontsize=9, loc="left")
-    ax_work.legend(fontsize=6, loc="upper left")
+    if len(x) and any(level.any() for level in levels):
+        ax_work.stackplot(x, *levels, labels=list(WORKER_STATES), colors=_WORKER_COLORS, step="post")
+        ax_work.legend(fontsize=6, loc="upper left")
+    else:
+        _empty(ax_work, "no worker events")
     for ax in axes:
         ax.tick_params(labelsize=7)
         for label in ax.get_xticklabels():
             label.set_rotation(20)
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777777")
+    ax.set_yticks([])
+    ax.set_xticks([])
 
 
 def _grain_seconds(t: pa.Table) -> int:

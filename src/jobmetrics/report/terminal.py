@@ -36,7 +36,7 @@ _QUALITY_TITLES = {
 
 def format_ms(ms: float | None) -> str:
     """A duration in milliseconds as a short human string: ``412.5 ms``, ``2.31 s``, ``4.2 min``,
-    ``1.50 h``; ``-`` for None (nothing recorded)."""
+    ``1.50 h``, ``11.38 d`` (from two days); ``-`` for None (nothing recorded)."""
     if ms is None:
         return "-"
     if ms < 10:
@@ -47,7 +47,9 @@ def format_ms(ms: float | None) -> str:
         return f"{ms / 1000:.2f} s"
     if ms < 3_600_000:
         return f"{ms / 60_000:.1f} min"
-    return f"{ms / 3_600_000:.2f} h"
+    if ms < 172_800_000:
+        return f"{ms / 3_600_000:.2f} h"
+    return f"{ms / 86_400_000:.2f} d"
 
 
 def format_count(n: int) -> str:
