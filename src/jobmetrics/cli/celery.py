@@ -73,7 +73,11 @@ def make_app(aggregator: Aggregator, receiver: Any, **collector: Any) -> Callabl
         except KeyError as exc:
             return _json(start_response, "404 Not Found", {"error": str(exc.args[0])})
         counts = dict(receiver.counts)
-        body["celery"] = {"workersNow": receiver.workers(), "events": counts}
+        body["celery"] = {
+            "connected": receiver.ready.is_set(),
+            "workersNow": receiver.workers(),
+            "events": counts,
+        }
         return _json(start_response, "200 OK", body)
 
     return app

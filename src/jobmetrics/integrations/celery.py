@@ -199,6 +199,8 @@ class CeleryReceiver:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._ticked = 0.0
+        #: Set while the receiver is consuming events (connected to the broker).
+        self.ready = threading.Event()
         #: Events seen, by type (``"ignored"`` counts those without a mapping).
         self.counts: dict[str, int] = {}
 
@@ -492,6 +494,14 @@ class CeleryReceiver:
             def event_from_message(self, body: Any, localize: bool = True, **kwargs: Any) -> Any:
                 # the sender's timestamp as it is: epoch seconds (see the module docstring)
                 return super().event_from_message(body, localize=False, **kwargs)
+
+            def on_consume_ready(self, *args: Any, **kwargs: Any) -> None:
+                super().on_consume_ready(*args, **kwargs)
+                owner.ready.set()
+
+            def on_consume_end(self, *args: Any, **kwargs: Any) -> None:
+                owner.ready.clear()
+                super().on_consume_end(*args, **kwargs)
 
             def on_iteration(self) -> None:
                 now = time.monotonic()
