@@ -29,6 +29,8 @@ from jobmetrics.convert._common import JOB_SCHEMA, Summary, TimeOrder, write_eve
 from jobmetrics.convert.alibaba_pods import convert_alibaba_pods, pod_events
 from jobmetrics.convert.alibaba_serverless import cold_start_events, request_events
 from jobmetrics.convert.swf import convert_swf, swf_events
+from swf import read_swf
+from swf import swf_events as swf_reference
 
 RELATIVE_ERROR = 2.0**-7  # HDR at 2 significant figures
 
@@ -204,6 +206,8 @@ def test_kth_sp2(shared_data: Path) -> None:
         7_946,
         0,
     )
+    reference = swf_reference(read_swf(path), endpoint="KTH-SP2-1996-2.1-cln")  # tests/swf.py
+    assert table.equals(reference.cast(JOB_SCHEMA))
     timed = Summary(str(path))
     list(swf_events(path, infer_timeouts=True, summary=timed))
     assert timed.states["TIMED_OUT"] > 0
