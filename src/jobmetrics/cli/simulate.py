@@ -233,9 +233,20 @@ def _print_summary(console: Console, r: SimulationResult, path: Path, truth_path
         pad_edge=False,
         collapse_padding=True,
     )
-    cols = ("endpoint", "requests", "completed", "failed", "retried", "cancelled", "timed out", "cold starts")
+    cols = (
+        "endpoint",
+        "requests",
+        "completed",
+        "failed",
+        "retried",
+        "cancelled",
+        "timed\nout",
+        "cold\nstarts",
+    )
     for col in cols:
-        t.add_column(col, justify="left" if col == "endpoint" else "right", min_width=len(col))
+        t.add_column(
+            col, justify="left" if col == "endpoint" else "right", min_width=max(map(len, col.split()))
+        )
     for name, truth in r.truth.items():
         c = truth.counters
         t.add_row(
