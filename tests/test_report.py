@@ -210,7 +210,7 @@ def test_terminal_shows_the_figures(snapshot: pa.Table) -> None:
         for label in ("p70", "p90", "p98"):
             assert terminal.format_ms(f.durations["execution_time"].quantiles[label]) in text
     assert "Cold start" in text and "Webhooks: 40 sent, 35 ok, 5 failed (87.5% ok)" in text
-    assert re.search(r"rows of 1m\s+windows", text)
+    assert re.search(r"rows of 1m windows", text)
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,7 @@ def header(report: Report) -> Text:
     text.append(f"{report.source}\n", style="bold")
     text.append(
         f"{asked}: {report.start:%Y-%m-%d %H:%M:%S} -> {report.end:%Y-%m-%d %H:%M:%S} UTC "
-        f"({format_duration_us(span)}), {format_count(report.rows.num_rows)} rows of "
+        f"({format_duration_us(span)})\n{format_count(report.rows.num_rows)} rows of "
         f"{format_duration_us(report.window_us)} windows"
     )
     if report.open_rows:
