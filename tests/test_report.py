@@ -270,3 +270,59 @@ def test_html_without_charts_needs_no_matplotlib(snapshot: pa.Table) -> None:
 
     page = html.render_html(model.build_report(snapshot, interval="last"), charts=False)
     assert "data:image" not in page and "<table" in page
+
+
+def test_snapshots_of_several_sources_add_up(events: pa.Table) -> None:
+    """Jobs split by endpoint over two aggregators: the concatenated snapshots report as one."""
+    whole = Aggregator(window="60s", allowed_lateness="0s")
+    whole.ingest(events)
+    whole.flush()
+    parts = []
+    for group in (["ep-00"], ["ep-01", "ep-02"]):
+        agg = Aggregator(window="60s", allowed_lateness="0s")
+        agg.ingest(events.filter(pc.is_in(events.column("endpoint"), pa.array(group))))
+        agg.flush()
+        parts.append(agg.snapshot())
+    one = model.build_report(whole.snapshot(), interval="all")
+    both = model.build_report(pa.concat_tables(parts), interval="all")
+    for a, b in zip(one.endpoints, both.endpoints, strict=True):
+        assert a.counters == b.counters
+        assert a.in_queue == b.in_queue and a.in_progress == b.in_progress
+        for m in model.DURATION_METRICS:
+            assert a.durations[m].quantiles == b.durations[m].quantiles
+        assert {s: w[1] for s, w in a.workers.items()} == {s: w[1] for s, w in b.workers.items()}
+
+
+def test_gauges_of_one_window_from_two_sources_add(snapshot: pa.Table) -> None:
+    ep = snapshot.filter(pc.equal(snapshot.column("endpoint"), "ep-00"))
+    single = model.build_report(ep, interval="all").endpoints[0]
+    double = model.build_report(pa.concat_tables([ep, ep]), interval="all").endpoints[0]
+    assert double.counters["requests"] == 2 * single.counters["requests"]
+    assert double.durations["execution_time"].count == 2 * single.durations["execution_time"].count
+    assert double.durations["execution_time"].quantiles == single.durations["execution_time"].quantiles
+    assert double.in_progress == 2 * single.in_progress
+    assert double.workers["running"][1] == 2 * single.workers["running"][1]
+
+
+def test_configured_quantiles_are_reported(events: pa.Table) -> None:
+    agg = Aggregator(window="60s", allowed_lateness="0s", quantiles=(0.5, 0.99, 0.999))
+    agg.ingest(events)
+    agg.flush()
+    report = model.build_report(agg.snapshot(), interval="all", endpoints=["ep-02"])
+    assert [label for label, _ in report.quantiles] == ["p50", "p99", "p99_9"]
+    merged = agg.histogram("ep-02", "delay_time")
+    assert (
+        report.endpoints[0].durations["delay_time"].quantiles["p99_9"]
+        == merged.value_at_quantile(0.999) / 1000
+    )
+    buf = io.StringIO()
+    terminal.render(report, Console(file=buf, width=100, color_system=None))
+    assert "P99.9" in buf.getvalue() and "P70" not in buf.getvalue()
+
+
+def test_empty_snapshot(snapshot: pa.Table) -> None:
+    report = model.build_report(snapshot.slice(0, 0), interval="1h")
+    assert report.endpoints == ()
+    buf = io.StringIO()
+    terminal.render(report, Console(file=buf, width=100, color_system=None))
+    assert "No rows in this interval." in buf.getvalue()

@@ -309,6 +309,14 @@ def duration_figures(
     )
 
 
+def _per_window(values: npt.NDArray[np.int64], start: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``values`` of rows of the same window (from several sources) added: one value per window."""
+    _, group = np.unique(start, return_inverse=True)
+    out = np.zeros(int(group.max()) + 1 if group.size else 0, dtype=np.int64)
+    np.add.at(out, group.reshape(-1), values)
+    return out
+
+
 def _endpoint_figures(
     rows: pa.Table,
     name: str,
@@ -333,10 +341,10 @@ def _endpoint_figures(
         else:  # not a jobmetrics column: the average times the window's width
             avg = np.asarray(mine.column(f"workers_{s}_avg").fill_null(0.0).to_numpy(zero_copy_only=False))
             integral = float(np.sum(avg * width))
-        peak = int(_ints(mine, f"workers_{s}_max").max()) if mine.num_rows else 0
+        peak = int(_per_window(_ints(mine, f"workers_{s}_max"), my_start).max()) if mine.num_rows else 0
         workers[s] = (integral / span, peak)
-    last = int(np.argmax(my_start)) if my_start.size else 0
-    gauges = {g: int(_ints(mine, g)[last]) if mine.num_rows else 0 for g in _GAUGES}
+    latest = my_start == my_start.max() if my_start.size else my_start.astype(bool)
+    gauges = {g: int(_ints(mine, g)[latest].sum()) for g in _GAUGES}
     return EndpointFigures(
         endpoint=name,
         windows=mine.num_rows,
