@@ -29,6 +29,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .aggregator import Aggregator
 from .events import EventBatch, normalize
@@ -48,6 +49,10 @@ __all__ = [
 
 #: Located rejected rows kept in a :class:`Summary`.
 MAX_SAMPLES: Final = 20
+#: Upper bound of :func:`job_capacity_for` (a job-table of this many jobs takes about 256 MiB).
+MAX_JOB_CAPACITY: Final = 4_000_000
+#: Rough bytes per event of a log in each format, to estimate its events from its size.
+_BYTES_PER_EVENT: Final = {"parquet": 8, "ipc": 40, "jsonl": 100, "csv": 50}
 _QUALITY: Final = ("late_events", "invalid_transitions", "duplicates", "orphans", "expired")
 
 
@@ -288,6 +293,8 @@ def run(
     sources = discover(paths, format=format)  # missing inputs fail here, before any work
     target = None if output is None else check_writable(output)
     exact = exact_order or allowed_lateness is None
+    if "job_capacity" not in options:
+        options["job_capacity"] = job_capacity_for(sources)
     agg = Aggregator(
         window=window,
         quantiles=quantiles,
@@ -314,6 +321,26 @@ def run(
         summary.seconds = time.perf_counter() - started
         run_.tick("done")
     return BatchResult(table, summary)
+
+
+def job_capacity_for(sources: Sequence[Source]) -> int:
+    """Job-table size for reading ``sources``: about a third of their events (a job has at least
+    an ``IN_QUEUE``, an ``IN_PROGRESS`` and a final event), between 1 024 and :data:`MAX_JOB_CAPACITY`.
+
+    Sizing the table up front saves the rehashes of growing it one doubling at a time while the
+    log is read; it still grows if more jobs are held at once. Parquet files give their row count;
+    other formats are estimated from their size.
+    """
+    events = 0
+    for source in sources:
+        if source.format == "parquet":
+            try:
+                events += pq.ParquetFile(source.path).metadata.num_rows
+                continue
+            except (pa.ArrowException, OSError):
+                pass  # read_batches reports the file properly
+        events += source.size // _BYTES_PER_EVENT[source.format]
+    return int(min(max(events // 3, 1024), MAX_JOB_CAPACITY))
 
 
 def summarize_snapshot(table: pa.Table, summary: Summary | None = None) -> Summary:

@@ -68,6 +68,8 @@ _COMPRESSIBLE: Final = ("jsonl", "csv")
 _GLOB_CHARS: Final = frozenset("*?[")
 #: Columns CSV reads as text whatever the first block suggests, converted per batch (see _csv_ts).
 _CSV_TEXT_COLUMNS: Final = ("ts", "kind", "endpoint", "job_id", "state", "worker_id", "status_code")
+#: Parquet columns read as dictionaries (few distinct values).
+_FEW_VALUES: Final = ("kind", "endpoint", "state")
 DEFAULT_BATCH_SIZE: Final = 262_144
 _JSON_BLOCK_BYTES: Final = 16 << 20
 
@@ -272,7 +274,11 @@ def read_batches(
 
 def _read_dataset(source: Source, batch_size: int, use_threads: bool, report: OnMalformed) -> Iterator[Chunk]:
     try:
-        dataset = pds.dataset(str(source.path), format=source.format)
+        fmt: str | pds.FileFormat = source.format
+        if source.format == "parquet":
+            # columns with a handful of values come as dictionaries: no string per row is built
+            fmt = pds.ParquetFileFormat(read_options=pds.ParquetReadOptions(dictionary_columns=_FEW_VALUES))
+        dataset = pds.dataset(str(source.path), format=fmt)
         total = dataset.count_rows()
     except pa.ArrowInvalid:
         if source.format != "ipc":
