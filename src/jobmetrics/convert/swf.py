@@ -200,7 +200,7 @@ def swf_events(
     unknown_status: UnknownStatus = "completed",
     infer_timeouts: bool = False,
     unix_start: int | None = None,
-    chunk_jobs: int = 65_536,
+    chunk_jobs: int = 8_192,
     summary: Summary | None = None,
 ) -> Iterator[pa.Table]:
     """The events of an SWF log as time-ordered Arrow tables (SPEC §1 columns), streaming.
