@@ -134,12 +134,21 @@ def cumulative_counts(counts: npt.NDArray[np.integer], geometry: Geometry, les: 
     >>> cumulative_counts(h.counts, h.geometry, [0.0001, 0.001, 1.0, 1.5])
     [1, 2, 2, 3, 4]
     """
-    upper = bucket_bounds(geometry, counts.shape[0])
+    last = _last_index_under(geometry.unit_magnitude, geometry.half_magnitude, counts.shape[0], tuple(les))
     cum = np.cumsum(counts, dtype=np.int64)
-    k = np.searchsorted(upper, np.asarray([_le_us(le) for le in les], dtype=np.int64), side="right")
-    below = np.where(k > 0, cum[np.maximum(k - 1, 0)], 0)
+    below = np.where(last >= 0, cum[np.maximum(last, 0)], 0) if cum.size else np.zeros(len(les), np.int64)
     total = int(cum[-1]) if cum.size else 0
-    return [*(int(v) for v in below), total]
+    return [*below.tolist(), total]
+
+
+@functools.lru_cache(maxsize=64)
+def _last_index_under(unit_magnitude: int, half_magnitude: int, length: int, les: tuple[float, ...]) -> Any:
+    """For each ``le``, the last counts index whose bucket top is ≤ ``le`` (-1 for none)."""
+    upper = _bucket_table(unit_magnitude, half_magnitude, length)[0]
+    thresholds = np.asarray([_le_us(le) for le in les], dtype=np.int64)
+    last = np.searchsorted(upper, thresholds, side="right") - 1
+    last.setflags(write=False)
+    return last
 
 
 def _sum_seconds(counts: npt.NDArray[np.integer], geometry: Geometry) -> float:
