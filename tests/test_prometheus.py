@@ -436,3 +436,12 @@ def test_helpful_import_error_without_prometheus_client(monkeypatch: pytest.Monk
     monkeypatch.delitem(sys.modules, "jobmetrics.prometheus")
     with pytest.raises(ImportError, match=r"pip install 'jobmetrics\[prometheus\]'"):
         importlib.import_module("jobmetrics.prometheus")
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import jobmetrics.prometheus
+
+    result = doctest.testmod(jobmetrics.prometheus, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
