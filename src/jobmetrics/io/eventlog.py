@@ -20,7 +20,8 @@ Examples
 >>> path = os.path.join(tempfile.mkdtemp(), "log.jsonl")
 >>> write_events(events, path).name
 'log.jsonl'
->>> open(path).read()
+>>> from pathlib import Path
+>>> Path(path).read_text()
 '{"ts":"2025-01-06T00:00:00.000Z","endpoint":"gpu","job_id":"j1","state":"IN_QUEUE"}\\n'
 """
 
@@ -131,8 +132,13 @@ def write_events(
         raise ValueError(f"ts_format must be 'iso' or 'ms', got {ts_format!r}")
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"output {target} is a directory; give a file name such as {target}/events.parquet"
+        )
     fmt, gz = event_format(path, format)
-    target = _check_writable(Path(path).expanduser())
+    _check_writable(target)
     table = _with_ms_ts(table)
     with _atomic(target) as f:
         if fmt == "parquet":
@@ -157,10 +163,6 @@ def write_events(
 
 
 def _check_writable(target: Path) -> Path:
-    if target.is_dir():
-        raise IsADirectoryError(
-            f"output {target} is a directory; give a file name such as {target}/events.parquet"
-        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

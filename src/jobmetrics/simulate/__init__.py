@@ -14,8 +14,13 @@ Examples
 >>> result.events.column_names
 ['ts', 'kind', 'endpoint', 'job_id', 'state', 'worker_id', 'status_code']
 >>> truth = result.truth["sdxl"]
->>> truth.counters["requests"] == result.events.filter(
-...     (result.events["state"] == "IN_QUEUE")).num_rows - truth.counters["retried"]
+>>> from jobmetrics import Aggregator
+>>> agg = Aggregator()
+>>> agg.ingest(result.events)
+>>> agg.flush()
+>>> agg.totals("sdxl")["completed"] == truth.counters["completed"]
+True
+>>> agg.histogram("sdxl", "execution_time").total_count == truth.durations["execution_time"].size
 True
 """
 

@@ -132,12 +132,16 @@ def _label(q: float) -> str:
 
 
 def exact_quantile(values: npt.ArrayLike, q: float) -> float:
-    """The exact ``q`` quantile as HDR histograms define it: the smallest value with at least
-    ``ceil(q * n)`` values at or below it (``q = 0``: the minimum)."""
+    """The exact ``q`` quantile with the rank HDR histograms use: the value of rank
+    ``max(1, ceil(q' * n))`` in sorted order, ``q'`` being ``q`` nudged down one ulp (so that
+    0.7 of 10 values is the 7th). An HDR histogram's ``value_at_quantile`` is the highest value
+    of the bucket holding this one."""
     v = np.sort(np.asarray(values))
     if v.size == 0:
         raise ValueError("no values")
-    rank = max(1, int(np.ceil(q * v.size)))
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be within [0, 1], got {q!r}")
+    rank = max(1, int(np.ceil(np.nextafter(q, 0.0) * v.size)))
     return float(v[min(rank, v.size) - 1])
 
 
