@@ -91,14 +91,18 @@ def _draw_endpoint(axes: Any, rows: pa.Table, name: str, report: Report) -> None
         ax_lat.legend(fontsize=6, ncol=2, loc="upper left")
     else:
         _empty(ax_lat, "no durations recorded")
-    bottom = np.zeros(len(x))
-    for outcome, color in _OUTCOMES:
-        y = _column(t, outcome).astype(float)
-        ax_req.bar(x, y, width=width * 0.9, bottom=bottom, color=color, label=outcome, align="edge")
-        bottom += y
-    ax_req.plot(x, _column(t, "requests"), color="black", linewidth=1.0, label="requests")
     ax_req.set_title(f"{name}: requests per {_grain(t)}", fontsize=9, loc="left")
-    ax_req.legend(fontsize=6, loc="upper left")
+    job_columns = ("requests", *(outcome for outcome, _ in _OUTCOMES))
+    if len(x) and any(_column(t, c).any() for c in job_columns):
+        bottom = np.zeros(len(x))
+        for outcome, color in _OUTCOMES:
+            y = _column(t, outcome).astype(float)
+            ax_req.bar(x, y, width=width * 0.9, bottom=bottom, color=color, label=outcome, align="edge")
+            bottom += y
+        ax_req.plot(x, _column(t, "requests"), color="black", linewidth=1.0, label="requests")
+        ax_req.legend(fontsize=6, loc="upper left")
+    else:
+        _empty(ax_req, "no job events")
     levels = [_column(t, f"workers_{s}_avg").astype(float) for s in WORKER_STATES]
     ax_work.set_title(f"{name}: workers by state (average)", fontsize=9, loc="left")
     if len(x) and any(level.any() for level in levels):
