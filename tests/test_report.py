@@ -263,6 +263,7 @@ def test_html_is_self_contained(tmp_path: Path, snapshot: pa.Table) -> None:
         assert f"<td>{terminal.format_count(f.counters['completed'])}</td>" in page
         assert f"<td>{terminal.format_ms(f.durations['delay_time'].quantiles['p90'])}</td>" in page
     assert "<style>" in page
+    assert '<a href="#endpoint-ep-01">ep-01</a>' in page and 'id="endpoint-ep-01"' in page
 
 
 def test_html_without_charts_needs_no_matplotlib(snapshot: pa.Table) -> None:

@@ -31,6 +31,8 @@ th { color: #5b6474; font-weight: 600; }
 .line { margin: .6rem 0; }
 .quality { color: #a15c00; }
 img { max-width: 100%; margin-top: .8rem; }
+.nav { margin-bottom: 1.5rem; }
+a { color: #1f5fbf; }
 """
 
 _REQUESTS = (("requests", "Requests"), ("completed", "Completed"), ("failed", "Failed"),
@@ -113,11 +115,17 @@ def render_html(report: Report, *, charts: bool = True) -> str:
     sections = [_endpoint_section(report, f, pngs.get(f.endpoint)) for f in report.endpoints]
     if not sections:
         sections = ["<section><p>No rows in this interval.</p></section>"]
+    nav = ""
+    if len(report.endpoints) > 1:
+        links = " &middot; ".join(
+            f'<a href="#endpoint-{escape(f.endpoint)}">{escape(f.endpoint)}</a>' for f in report.endpoints
+        )
+        nav = f'<p class="nav">{links}</p>\n'
     title = f"jobmetrics report: {report.source}"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f'<h1>{escape(title)}</h1>\n<p class="meta">{escape(meta)}</p>\n'
+        f'<h1>{escape(title)}</h1>\n<p class="meta">{escape(meta)}</p>\n{nav}'
         + "\n".join(sections)
         + "\n</body>\n</html>\n"
     )
