@@ -75,6 +75,8 @@ def test_endpoint_filter_and_interval(snapshot_file: Path) -> None:
     assert code == 0, out
     assert "ep-01" in out and "ep-00" not in out
     assert "latest window" in out
+    code, out = _run(["report", str(snapshot_file), "--endpoint", "ep-0*"])
+    assert code == 0 and "ep-00" in out and "ep-01" in out
     code, out = _run(["report", str(snapshot_file), "--interval", "10m"])
     assert code == 0, out
     assert "last 10m" in out

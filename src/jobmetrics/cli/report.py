@@ -37,7 +37,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "endpoints",
     multiple=True,
     metavar="NAME",
-    help="Only this endpoint (repeat for several).",
+    help="Only this endpoint: a name or a pattern such as 'sd-*' (repeat for several).",
 )
 @click.option(
     "--plot",

@@ -9,6 +9,7 @@ every percentile, min, max and mean is read from the sum. Time series for the ch
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import os
 import re
@@ -234,7 +235,8 @@ def build_report(
         windows starting within that duration before the latest window end (like a metrics tab's
         "last hour").
     endpoints:
-        Only these endpoints (each must be present; :class:`ValueError` names the unknown ones).
+        Only these endpoints: names or shell patterns such as ``"sd-*"`` (each must match; a
+        :class:`ValueError` names those that match nothing).
 
     Examples
     --------
@@ -246,15 +248,16 @@ def build_report(
         raise SnapshotError(f"not a jobmetrics snapshot: missing column(s) {', '.join(missing)}")
     names = sorted(set(table.column("endpoint").to_pylist()))
     if endpoints:
-        unknown = [e for e in endpoints if e not in names]
+        chosen = {n for pattern in endpoints for n in fnmatch.filter(names, pattern)}
+        unknown = [e for e in endpoints if not fnmatch.filter(names, e)]
         if unknown:
             raise ValueError(
                 f"endpoint(s) {', '.join(map(repr, unknown))} not in the snapshot; it has "
                 f"{', '.join(map(repr, names)) or 'no endpoints'}"
             )
-        mask = pc.is_in(table.column("endpoint"), value_set=pa.array(list(endpoints), pa.string()))
+        mask = pc.is_in(table.column("endpoint"), value_set=pa.array(sorted(chosen), pa.string()))
         table = table.filter(mask)
-        names = [e for e in names if e in set(endpoints)]
+        names = [e for e in names if e in chosen]
     start = _us(table.column("window_start"))
     end = _us(table.column("window_end"))
     width = _window_us(table, start, end)
