@@ -467,3 +467,12 @@ def test_cli_convert(tmp_path: Path) -> None:
     assert suffix.exit_code == 1 and "'x.txt'" in suffix.output
     bad = runner.invoke(main, ["convert", "alibaba-pods", str(lora), str(tmp_path / "p.parquet")])
     assert bad.exit_code == 1 and "not an Alibaba pod list" in bad.output
+
+
+def test_docstring_examples() -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module("jobmetrics.convert.swf")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

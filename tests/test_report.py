@@ -327,3 +327,12 @@ def test_empty_snapshot(snapshot: pa.Table) -> None:
     buf = io.StringIO()
     terminal.render(report, Console(file=buf, width=100, color_system=None))
     assert "No rows in this interval." in buf.getvalue()
+
+
+def test_docstring_examples() -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module("jobmetrics.report.model")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

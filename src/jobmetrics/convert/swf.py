@@ -225,8 +225,13 @@ def swf_events(
 
     Examples
     --------
-    >>> import pyarrow as pa
-    >>> log = pa.concat_tables(swf_events("KTH-SP2-1996-2.1-cln.swf.gz"))  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.swf")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("; UnixStartTime: 60\\n1 0 5 10 1 -1 -1 1 60 -1 1 1 1 -1 -1 -1 -1 -1\\n")
+    >>> log = pa.concat_tables(swf_events(path))
+    >>> log.column("ts").to_pylist(), log.column("state").to_pylist(), log.column("endpoint")[0]
+    ([60000, 65000, 75000], ['IN_QUEUE', 'IN_PROGRESS', 'COMPLETED'], <pyarrow.StringScalar: 'tiny'>)
     """
     p = Path(path)
     _check(endpoint_by, unknown_status, chunk_jobs)

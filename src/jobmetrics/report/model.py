@@ -240,8 +240,15 @@ def build_report(
 
     Examples
     --------
-    >>> report = build_report(load_snapshot("snapshot.parquet"), interval="1h")  # doctest: +SKIP
-    >>> report.endpoints[0].durations["execution_time"].quantiles["p90"]  # doctest: +SKIP
+    >>> from jobmetrics import Aggregator
+    >>> agg = Aggregator(window="60s", allowed_lateness="0s")
+    >>> for ts, state in ((0, "IN_QUEUE"), (400, "IN_PROGRESS"), (2_900, "COMPLETED")):
+    ...     agg.record(ts=ts, endpoint="sd", job_id="a", state=state)
+    >>> agg.flush()
+    >>> report = build_report(agg.snapshot(), interval="1h")
+    >>> sd = report.endpoints[0]
+    >>> sd.counters["completed"], sd.durations["execution_time"].quantiles["p90"]  # ms
+    (1, 2506.751)
     """
     missing = missing_columns(table.column_names)
     if missing:
