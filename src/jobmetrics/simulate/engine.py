@@ -65,6 +65,8 @@ WEBHOOK_FAILURES: tuple[tuple[int, float], ...] = (
     (0, 0.35), (500, 0.2), (502, 0.15), (503, 0.15), (504, 0.05), (400, 0.05), (404, 0.05),
 )  # fmt: skip
 WEBHOOK_ATTEMPTS = 3
+#: Emitted integers kept in a Python list before they move to a numpy chunk (6 per event).
+_CHUNK = 6 * 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +147,11 @@ class EndpointRun:
         n_jobs = len(arrivals)
         out: list[int] = []
         emit = out.extend
+        chunks: list[npt.NDArray[np.int64]] = []  # emitted events, moved out of ``out`` now and then
         heap: list[tuple[int, int, int, int, int]] = []
+        # timeouts of constant length come due in the order they are set: FIFO queues, not the heap
+        expire_q: deque[tuple[int, int, int]] = deque()  # (time, job, token)
+        idle_q: deque[tuple[int, int, int]] = deque()  # (time, worker, token)
         push = heapq.heappush
         pop = heapq.heappop
         seq = 0
@@ -221,7 +227,7 @@ class EndpointRun:
             if s == W_IDLE:
                 idle.append(w)
                 tok = w_token[w]
-                push(heap, (now + idle_timeout, next_seq(), A_IDLE_TIMEOUT, w, tok))
+                idle_q.append((now + idle_timeout, w, tok))
                 if throttle_mean:
                     push(heap, (now + 1 + int(s_exp() * throttle_mean), next_seq(), A_THROTTLE, w, tok))
 
@@ -262,6 +268,8 @@ class EndpointRun:
             return min(max(-(-(n_queued + n_running) // per_w), min_w), max_w)
 
         def scale(now: int) -> None:
+            if n_active >= max_w:
+                return
             want = wanted()
             while n_active < want:
                 start_worker(now, False)
@@ -342,7 +350,7 @@ class EndpointRun:
             j_worker[j] = -1
             tok = j_token[j]
             push(heap, (now + s_latency(), next_seq(), A_VISIBLE, j, tok))
-            push(heap, (now + ttl, next_seq(), A_EXPIRE, j, tok))
+            expire_q.append((now + ttl, j, tok))
             scale(now)
 
         def job_final(j: int, now: int) -> None:
@@ -354,14 +362,21 @@ class EndpointRun:
             start_worker(0, True)
 
         next_arrival = arrivals[0] if n_jobs else end
+        never = end + 1
         ai = 0
         steps = 0
         while True:
-            if heap and heap[0][0] <= next_arrival:
-                now, _, action, a, b = pop(heap)
-                if now >= end:
-                    break
-            else:
+            # the earliest of: the heap, the two timeout queues, the next arrival (in this order
+            # on ties)
+            now = heap[0][0] if heap else never
+            source = 0
+            if expire_q and expire_q[0][0] < now:
+                now = expire_q[0][0]
+                source = 1
+            if idle_q and idle_q[0][0] < now:
+                now = idle_q[0][0]
+                source = 2
+            if next_arrival < now:
                 now = next_arrival
                 if now >= end:
                     break
@@ -373,9 +388,23 @@ class EndpointRun:
                 if cancel_at[j] >= 0:
                     push(heap, (cancel_at[j], next_seq(), A_CANCEL, j, 0))
                 continue
+            if now >= end:
+                break
+            if source == 0:
+                _, _, action, a, b = pop(heap)
+            elif source == 1:
+                _, a, b = expire_q.popleft()
+                action = A_EXPIRE
+            else:
+                _, a, b = idle_q.popleft()
+                action = A_IDLE_TIMEOUT
             steps += 1
-            if progress is not None and not steps & 0x3FFF:
-                progress(now / end)
+            if not steps & 0x3FFF:
+                if len(out) >= _CHUNK:
+                    chunks.append(np.asarray(out, dtype=np.int64))
+                    out.clear()
+                if progress is not None:
+                    progress(now / end)
 
             if action == A_VISIBLE:
                 if j_token[a] == b:
@@ -523,7 +552,8 @@ class EndpointRun:
 
         if progress is not None:
             progress(1.0)
-        data = np.asarray(out, dtype=np.int64).reshape(-1, 6)
+        chunks.append(np.asarray(out, dtype=np.int64))
+        data = np.concatenate(chunks).reshape(-1, 6)
         t0 = self.start_ms
         levels = np.asarray(lv, dtype=np.int64).reshape(-1, 3)
         truth = EndpointTruth(
