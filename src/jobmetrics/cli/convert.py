@@ -71,10 +71,17 @@ def _origin_ms(ctx: click.Context, param: click.Parameter, value: str | None) ->
 def command() -> None:
     """Turn a public trace into a jobmetrics event log (SPEC columns ts, kind, endpoint, job_id,
     state). The output format follows OUTPUT's suffix (.parquet, .arrow, .jsonl, .csv) unless
-    --format is given. The mapping of each trace is in docs/convert.md."""
+    --format is given. The mapping of each trace is in docs/convert.md.
+
+    \b
+    Example:
+      jobmetrics convert alibaba-serverless lora_request_trace.csv lora.parquet
+      jobmetrics aggregate lora.parquet -o lora-snapshot.parquet -w 1h
+      jobmetrics report lora-snapshot.parquet --interval 1d
+    """
 
 
-@command.command(name="swf")
+@command.command(name="swf", short_help="SWF job log of the Parallel Workloads Archive (.swf, .swf.gz).")
 @click.argument("source", type=_IN)
 @click.argument("output", type=_OUT)
 @click.option("--endpoint", default=None, help="One endpoint name for every job.")
@@ -104,7 +111,7 @@ def swf(source: Path, output: Path, fmt: str | None, **options: Any) -> None:
     _run(convert_swf, source, output, fmt=fmt, **options)
 
 
-@command.command(name="alibaba-pods")
+@command.command(name="alibaba-pods", short_help="Alibaba GPU cluster pod list (openb_pod_list_*.csv).")
 @click.argument("source", type=_IN)
 @click.argument("output", type=_OUT)
 @click.option("--endpoint", default=None, help="One endpoint name for every pod.")
@@ -132,7 +139,7 @@ def alibaba_pods(source: Path, output: Path, fmt: str | None, **options: Any) ->
     _run(convert_alibaba_pods, source, output, fmt=fmt, **options)
 
 
-@command.command(name="alibaba-serverless")
+@command.command(name="alibaba-serverless", short_help="Alibaba GenAI request log (lora_request_trace.csv).")
 @click.argument("source", type=_IN)
 @click.argument("output", type=_OUT)
 @click.option("--endpoint", default=None, help="One endpoint name for every request.")
@@ -151,7 +158,9 @@ def alibaba_serverless(source: Path, output: Path, fmt: str | None, **options: A
     _run(convert_alibaba_serverless, source, output, fmt=fmt, **options)
 
 
-@command.command(name="alibaba-cold-starts")
+@command.command(
+    name="alibaba-cold-starts", short_help="Alibaba GenAI model-load samples (basemodel_update_latency)."
+)
 @click.argument("source", type=_IN)
 @click.argument("output", type=_OUT)
 @click.option("--endpoint", default="basemodel-load", show_default=True, help="Endpoint of the workers.")
