@@ -14,8 +14,8 @@ Worker events (``worker-online``, ``worker-heartbeat``, ``worker-offline``) beco
 ``RUNNING`` while it executes at least one task (from the task events, corrected by each
 heartbeat's ``active`` count) and ``IDLE`` otherwise. Its cold start is measured only when the
 worker announces its start: :func:`report_worker_startup` in the Celery app sends a
-``worker-initializing`` event stamped with the worker process's start time; the cold start ends
-at ``worker-online`` (the worker is connected and about to consume).
+``worker-initializing`` event when the worker begins to start up (Celery's ``celeryd_init``); the
+cold start ends at ``worker-online`` (the worker is connected and about to consume).
 
 Times are the events' own ``timestamp`` (the sender's ``time.time()``, seconds since the epoch):
 event time, as the SPEC asks. Celery's receiver would shift it by the difference between the
@@ -28,7 +28,6 @@ Needs the ``celery`` extra: ``pip install 'jobmetrics[celery]'``.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -52,7 +51,7 @@ __all__ = [
     "report_worker_startup",
 ]
 
-#: Type of the event :func:`report_worker_startup` sends when a worker process starts.
+#: Type of the event :func:`report_worker_startup` sends when a worker begins to start up.
 WORKER_INITIALIZING = "worker-initializing"
 
 #: Celery's rule (``celery.events.state``): a worker is gone when no heartbeat came for 2 x freq.
@@ -72,6 +71,7 @@ class _Task:
     endpoint: str
     phase: str
     worker: str | None = None
+    retries: int = 0  # the attempt's ``retries`` (Celery counts retries from 0)
     touched: float = 0.0  # receiver's clock (s) of the last event, for forgetting
 
 
@@ -271,12 +271,13 @@ class CeleryReceiver:
         its ``task-received``; then the events that came meanwhile."""
         held = self._held.pop(uuid)
         received_ms = _event_ms(held.received)
+        retries = _retries(held.received) or 0
         if sent is None:
-            task = _Task(self._endpoint(held.received, sent=False), _QUEUED)
+            task = _Task(self._endpoint(held.received, sent=False), _QUEUED, retries=retries)
             self._job(uuid, task, received_ms, _QUEUED)
         else:
             # the worker's task-received cannot precede the enqueueing that task-sent reports
-            task = _Task(self._endpoint(sent, sent=True), _QUEUED)
+            task = _Task(self._endpoint(sent, sent=True), _QUEUED, retries=retries)
             self._job(uuid, task, min(_event_ms(sent), received_ms), _QUEUED)
         task.touched = time.monotonic()
         self._tasks[uuid] = task
@@ -311,10 +312,16 @@ class CeleryReceiver:
 
     def _queued(self, uuid: str, task: _MaybeTask, ts: float, event: _Event, *, sent: bool) -> _Task:
         """``task-sent`` / ``task-received``: a new task, or a task back in its queue (a retry)."""
+        retries = _retries(event)
         if task is None:
-            task = _Task(self._endpoint(event, sent=sent), _QUEUED)
+            task = _Task(self._endpoint(event, sent=sent), _QUEUED, retries=retries or 0)
             self._job(uuid, task, ts, _QUEUED)
-        elif task.phase == _STARTED or task.phase in _RETRYABLE:
+            return task
+        if sent and retries is not None and retries <= task.retries:
+            # the client's task-sent of an attempt already seen at the worker: it is stamped
+            # after the message is published, and may arrive after task-started
+            return task
+        if task.phase == _STARTED or task.phase in _RETRYABLE:
             # the message of a retry (Task.retry publishes it before task-retried), or a message
             # redelivered after its worker was lost
             self._end_on_worker(uuid, task, ts)
@@ -322,7 +329,9 @@ class CeleryReceiver:
         elif task.phase != _QUEUED:
             # e.g. a finished task's message delivered again: the aggregator counts it
             self._job(uuid, task, ts, _QUEUED)
-        # already queued (task-received after task-sent): nothing new
+        # else already queued (task-received after task-sent): nothing new
+        if retries is not None:
+            task.retries = max(task.retries, retries)
         return task
 
     def _on_sent(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _Task:
@@ -358,7 +367,9 @@ class CeleryReceiver:
     def _on_retried(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _MaybeTask:
         if task is not None and task.phase == _QUEUED:
             return task  # the retry's task-sent came first and already put it back in its queue
-        return self._finish(uuid, task, ts, event, _QUEUED)
+        task = self._finish(uuid, task, ts, event, _QUEUED)
+        task.retries += 1  # the next attempt's
+        return task
 
     def _on_rejected(self, uuid: str, task: _MaybeTask, ts: float, event: _Event) -> _MaybeTask:
         if event.get("requeue"):
@@ -569,6 +580,12 @@ def _event_ms(event: _Event) -> float:
     return float(ts) * 1000.0
 
 
+def _retries(event: _Event) -> int | None:
+    """The ``retries`` of a task-sent/task-received event (None when absent)."""
+    retries = event.get("retries")
+    return retries if isinstance(retries, int) and not isinstance(retries, bool) else None
+
+
 def _host(event: _Event) -> str | None:
     host = event.get("hostname")
     return None if host is None else str(host)
@@ -589,30 +606,17 @@ _TASK_HANDLERS: dict[str, _Handler] = {
 
 
 # ---------------------------------------------------------------------- worker side
-def _process_start_time() -> float:
-    """This process's start time (epoch seconds): from /proc on Linux, else now."""
-    try:
-        with open(f"/proc/{os.getpid()}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        now = time.time()
-        ticks = os.sysconf("SC_CLK_TCK")
-        # field 22 of stat (index 19 after the command name): start time in ticks since boot
-        return now - (uptime - int(fields[19]) / ticks)
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
 def report_worker_startup(app: celery.Celery) -> None:
     """Make the workers of ``app`` announce their start, so that cold starts can be measured.
 
     Call it in the module that defines the Celery app (the one workers load). When a worker
     starts with events enabled (``-E`` or ``worker_send_task_events``), it sends a
-    ``worker-initializing`` event (:data:`WORKER_INITIALIZING`) stamped with the worker process's
-    start time; :class:`CeleryReceiver` maps it to ``INITIALIZING``, and the worker's
-    ``worker-online`` ends the cold start: process start (interpreter, imports, the app module)
-    → connected to the broker, pool started, about to consume.
+    ``worker-initializing`` event (:data:`WORKER_INITIALIZING`) at Celery's ``celeryd_init``
+    signal; :class:`CeleryReceiver` maps it to ``INITIALIZING``, and the worker's ``worker-online``
+    ends the cold start. The cold start so spans the worker's own start-up: pool processes,
+    broker connection, consumers — from the moment Python, Celery and the app module are loaded
+    (those come before the signal, so they are not included: an event stamped with the earlier
+    process start would arrive older than the aggregator's allowed lateness).
     """
 
     def announce(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
@@ -621,8 +625,7 @@ def report_worker_startup(app: celery.Celery) -> None:
         )
         if not enabled:
             return
-        started = _process_start_time()
         with app.events.default_dispatcher(hostname=str(sender)) as dispatcher:
-            dispatcher.send(WORKER_INITIALIZING, timestamp=started)
+            dispatcher.send(WORKER_INITIALIZING)
 
     celeryd_init.connect(announce, weak=False)
