@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +39,10 @@ from .windows import BLOCK, EndpointRows, RowBlock
 if TYPE_CHECKING:
     from .ticker import Ticker
 
-__all__ = ["METRICS", "Aggregator"]
+__all__ = ["METRICS", "Aggregator", "Duration"]
+
+#: A duration option: ``"250ms"``, ``"90s"``, ``"5m"``, ``"1h"``, ``"1d"``, a ``timedelta``, or µs.
+Duration: TypeAlias = str | int | timedelta
 
 #: Histogram metrics, in the engine's order.
 METRICS: tuple[str, ...] = L.METRIC_NAMES
@@ -119,17 +123,17 @@ class Aggregator:
     def __init__(
         self,
         *,
-        window: str | int = "60s",
+        window: Duration = "60s",
         quantiles: Sequence[float] = (0.7, 0.9, 0.98),
-        allowed_lateness: str | int | None = "5s",
-        job_ttl: str | int = "24h",
-        retention: str | int = "1h",
-        sweep_interval: str | int = "5m",
-        worker_ttl: str | int = "24h",
+        allowed_lateness: Duration | None = "5s",
+        job_ttl: Duration = "24h",
+        retention: Duration = "1h",
+        sweep_interval: Duration = "5m",
+        worker_ttl: Duration = "24h",
         orphans: Literal["adopt", "drop"] = "adopt",
         significant_figures: int = 2,
-        highest: str | int = "7d",
-        history: str | int | None = None,
+        highest: Duration = "7d",
+        history: Duration | None = None,
         staging_size: int = 16384,
         job_capacity: int = 1024,
     ) -> None:
@@ -389,7 +393,7 @@ class Aggregator:
         self.tick(now)
 
     def start_ticker(
-        self, interval: str | int | float = "1s", *, clock: Callable[[], Any] | None = None
+        self, interval: Duration | float = "1s", *, clock: Callable[[], Any] | None = None
     ) -> Ticker:
         """Start a daemon thread that calls :meth:`tick` every ``interval`` (a duration such as
         ``"1s"``, or µs); returns the :class:`~jobmetrics.ticker.Ticker` (a context manager).
@@ -536,7 +540,7 @@ class Aggregator:
             out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         return out
 
-    def histogram(self, endpoint: str, metric: str, *, last: str | int | None = None) -> HdrHistogram:
+    def histogram(self, endpoint: str, metric: str, *, last: Duration | None = None) -> HdrHistogram:
         """The ``metric`` histogram of ``endpoint`` (values in µs): over every window held, or the
         windows of the ``last`` duration up to and including the current one."""
         m = self._metric_index(metric)
@@ -553,7 +557,7 @@ class Aggregator:
         endpoint: str,
         metric: str,
         *,
-        last: str | int | None = "5m",
+        last: Duration | None = "5m",
         quantiles: Sequence[float] | None = None,
     ) -> list[float] | None:
         """Percentiles of ``metric`` for ``endpoint`` over the ``last`` duration, in milliseconds
@@ -580,7 +584,7 @@ class Aggregator:
         except ValueError:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}") from None
 
-    def _span(self, last: str | int | None) -> tuple[int, int]:
+    def _span(self, last: Duration | None) -> tuple[int, int]:
         """Window range ``[lo, hi)`` of a query over the ``last`` duration (all windows if None)."""
         clock = self._engine.clock_window
         if clock is None:
@@ -635,7 +639,7 @@ class Aggregator:
             spec=SnapshotSpec(self.geometry, self.quantiles),
         )
 
-    def metrics(self, endpoint: str, *, last: str | int | None = None) -> dict[str, Any]:
+    def metrics(self, endpoint: str, *, last: Duration | None = None) -> dict[str, Any]:
         """The §3 figures of ``endpoint`` as a plain dict, over every window held or the ``last``
         duration: counters, jobs in queue/in progress now, and per duration metric its count and
         percentiles in milliseconds (None when nothing was recorded)."""

@@ -228,6 +228,8 @@ def restore(path: str | PathLike[str]) -> Aggregator:
         held = EventBatch(**{c: arrays[f"held.{c}"] for c in _HELD_COLUMNS})
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: damaged jobmetrics state file (missing or bad {exc})") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: damaged jobmetrics state file ({exc})") from exc
     if agg._engine.n_endpoints > len(agg.registry) or agg._engine.slot_of.shape[0] < len(agg.registry):
         raise ValueError(f"{path}: damaged jobmetrics state file (endpoint tables do not match the names)")
     agg._held = [held] if len(held) else []

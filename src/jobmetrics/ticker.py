@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .timeparse import parse_duration
@@ -50,7 +51,7 @@ class Ticker:
     def __init__(
         self,
         aggregator: Aggregator,
-        interval: str | int | float = "1s",
+        interval: str | int | float | timedelta = "1s",
         *,
         clock: Callable[[], Any] | None = None,
     ) -> None:
