@@ -76,13 +76,21 @@ def command(
         raise click.ClickException(str(exc)) from None
     console = Console()
     terminal.render(report, console)
-    if plot_path is not None:
-        from ..report import plot
+    for target, kind in ((plot_path, "plot"), (html_path, "html")):
+        if target is None:
+            continue
+        try:
+            if kind == "plot":
+                from ..report import plot
 
-        plot.write_png(report, plot_path)
-        console.print(f"Charts written to {plot_path}")
-    if html_path is not None:
-        from ..report import html
+                plot.write_png(report, target)
+                console.print(f"Charts written to {target}")
+            else:
+                from ..report import html
 
-        html.write_html(report, html_path)
-        console.print(f"HTML report written to {html_path}")
+                html.write_html(report, target)
+                console.print(f"HTML report written to {target}")
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
