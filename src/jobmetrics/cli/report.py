@@ -67,6 +67,9 @@ def command(
 
     from ..report import model, terminal
 
+    for target in (plot_path, html_path):
+        if target is not None and not target.absolute().parent.is_dir():
+            raise click.ClickException(f"cannot write {target}: directory {target.parent} does not exist")
     try:
         table = model.load_snapshot(snapshot)
         report = model.build_report(
