@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -341,6 +342,17 @@ def test_workers_cold_start_states_and_expiry() -> None:
     assert (row["workers_running_max"], row["workers_idle_max"]) == (1, 2)
 
 
+def test_capture_loop_logs_an_event_it_cannot_map(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(host: str) -> str:
+        raise LookupError(f"no endpoint for {host}")
+
+    rx = CeleryReceiver(_offline_app(), Aggregator(), worker_endpoint=broken)
+    rx._handle_logged({"type": "worker-online", "hostname": "w1", "timestamp": 1.0})
+    rx._handle_logged({"type": "task-sent", "uuid": "a", "name": "t", "timestamp": 2.0})
+    assert rx.counts == {"worker-online": 1, "errors": 1, "task-sent": 1}
+    assert "cannot map the Celery event" in caplog.text
+
+
 def test_receiver_keeps_the_senders_timestamp() -> None:
     """Celery's receiver shifts ``timestamp`` by the difference of UTC offsets; ours does not."""
     app = _offline_app()
@@ -561,6 +573,26 @@ def run(request: pytest.FixtureRequest, redis_url: str, workdir: Path) -> Run:
         snapshot_files=sorted(snapshots.glob("*.parquet")),
         workers_after_stop=rx_q.workers(),
     )
+
+
+def test_command_stops_cleanly_on_sigterm(
+    request: pytest.FixtureRequest, redis_url: str, workdir: Path
+) -> None:
+    port = free_port()
+    log = workdir / "cli-sigterm.log"
+    args = [sys.executable, "-c", "from jobmetrics.cli import main; main()", "celery", "--broker", redis_url]
+    cli = _spawn(request, [*args, "--port", str(port)], log)
+
+    def connected() -> bool:
+        code, body = http_get(f"http://127.0.0.1:{port}/health")
+        return code == 200 and bool(json.loads(body)["celery"]["connected"])
+
+    wait_for(connected, "the command to connect", [log])
+    assert http_get(f"http://127.0.0.1:{port}/nowhere")[0] == 404
+    assert http_get(f"http://127.0.0.1:{port}/health?endpoint=nope")[0] == 404
+    cli.send_signal(signal.SIGTERM)
+    assert cli.wait(WAIT) == 0, log.read_text()
+    assert re.search(r"stopped after \d+ events", log.read_text())
 
 
 COUNTERS = ("requests", "completed", "failed", "cancelled", "timed_out", "retried")

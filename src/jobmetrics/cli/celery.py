@@ -247,6 +247,6 @@ def command(
             writer.write(last=True)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    events = sum(v for k, v in receiver.counts.items() if k != "ignored")
+    events = sum(v for k, v in receiver.counts.items() if k not in ("ignored", "errors"))
     files = f"; {len(writer.files)} snapshot file(s) in {writer.folder}" if writer is not None else ""
     click.echo(f"jobmetrics celery: stopped after {events} events{files}", err=True)

@@ -28,6 +28,7 @@ Needs the ``celery`` extra: ``pip install 'jobmetrics[celery]'``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +51,8 @@ __all__ = [
     "CeleryReceiver",
     "report_worker_startup",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Type of the event :func:`report_worker_startup` sends when a worker begins to start up.
 WORKER_INITIALIZING = "worker-initializing"
@@ -201,7 +204,8 @@ class CeleryReceiver:
         self._ticked = 0.0
         #: Set while the receiver is consuming events (connected to the broker).
         self.ready = threading.Event()
-        #: Events seen, by type (``"ignored"`` counts those without a mapping).
+        #: Events seen, by type (``"ignored"`` counts those without a mapping, ``"errors"`` those
+        #: the capture loop could not map).
         self.counts: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -225,6 +229,17 @@ class CeleryReceiver:
                 handled = False
             if not handled:
                 self.counts["ignored"] = self.counts.get("ignored", 0) + 1
+
+    def _handle_logged(self, event: _Event) -> None:
+        """:meth:`handle` for the capture loop: an event that cannot be mapped (e.g. a
+        ``worker_endpoint`` function that raises) is logged and counted under ``"errors"``, and
+        the loop goes on."""
+        try:
+            self.handle(event)
+        except Exception:
+            with self._lock:
+                self.counts["errors"] = self.counts.get("errors", 0) + 1
+            _log.exception("cannot map the Celery event %r", event)
 
     def _task_event(self, kind: str, event: _Event) -> bool:
         uuid = event.get("uuid")
@@ -520,7 +535,7 @@ class CeleryReceiver:
                     owner._ticked = now
                     owner.tick(now)
 
-        return _Receiver(connection, handlers={"*": self.handle}, app=self.app)
+        return _Receiver(connection, handlers={"*": self._handle_logged}, app=self.app)
 
     def capture(self, *, limit: int | None = None, timeout: float | None = None, wakeup: bool = True) -> None:
         """Consume events on one broker connection until :meth:`stop`, ``limit`` events, or
