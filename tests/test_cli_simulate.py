@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.json as pjson
@@ -115,9 +116,9 @@ def test_truth_files(tmp_path: Path) -> None:
     assert durations.column_names == ["endpoint", "metric", "ts", "value_ms"]
     truth = expected.truth["sdxl"]
     assert durations.num_rows == sum(v.size for v in truth.durations.values())
-    assert sorted(
-        durations.filter(pa.compute.equal(durations["metric"], "delay_time"))["value_ms"].to_pylist()
-    ) == (sorted(truth.durations["delay_time"].tolist()))
+    assert sorted(durations.filter(pc.equal(durations["metric"], "delay_time"))["value_ms"].to_pylist()) == (
+        sorted(truth.durations["delay_time"].tolist())
+    )
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
@@ -199,3 +200,32 @@ def test_console_script(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "unknown endpoint profile 'nope'" in bad.stderr
+
+
+def test_simulated_logs_aggregate_alike_in_every_format(tmp_path: Path) -> None:
+    """simulate → aggregate through the commands: Parquet, JSON Lines and CSV of one run give the
+    same snapshot, whose counters are the ground truth."""
+    truth_path = tmp_path / "truth.json"
+    snapshots = []
+    for name in ("log.parquet", "log.jsonl", "log.csv"):
+        log = tmp_path / name
+        args = [str(log), "-d", "10m", "-e", "three", "-s", "5", "--disorder", "1s", "--duplicates", "0.02"]
+        code, text = run(*args, "--truth", str(truth_path))
+        assert code == 0, text
+        out = tmp_path / f"{name}.snapshot.parquet"
+        result = CliRunner().invoke(
+            main,
+            ["aggregate", str(log), "-o", str(out), "--allowed-lateness", "1s", "--no-progress"],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        snapshots.append(pq.read_table(out))
+    assert snapshots[1].equals(snapshots[0]) and snapshots[2].equals(snapshots[0])
+    truth = json.loads(truth_path.read_text())
+    snap = snapshots[0]
+    for name, expected in truth["endpoints"].items():
+        rows = snap.filter(pc.equal(snap["endpoint"], name))
+        for counter in ("requests", "completed", "failed", "cancelled", "timed_out", "retried", "duplicates"):
+            assert pc.sum(rows[counter]).as_py() == expected[counter], (name, counter)
+        for metric in ("execution_time", "delay_time", "cold_start_time"):
+            assert pc.sum(rows[f"{metric}_count"]).as_py() == expected[metric]["count"]
