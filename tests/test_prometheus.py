@@ -15,6 +15,7 @@ import itertools
 import math
 import sys
 import threading
+import time
 import urllib.request
 import wsgiref.simple_server
 from collections.abc import Iterator
@@ -445,3 +446,55 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(jobmetrics.prometheus, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_scrapes_while_threads_record() -> None:
+    """Scrapes over HTTP while two threads record live (wall-clock) events: every scrape succeeds,
+    counters never go down, and once the threads are done the scrape equals the totals."""
+    agg = Aggregator(window="1s", allowed_lateness="250ms", staging_size=256)
+    n_jobs = 3_000
+
+    def feed(name: str) -> None:
+        for i in range(n_jobs):
+            job = f"{name}-{i}"
+            agg.record(endpoint=name, job_id=job, state="IN_QUEUE")
+            agg.record(endpoint=name, job_id=job, state="IN_PROGRESS")
+            agg.record(endpoint=name, job_id=job, state="FAILED" if i % 10 == 0 else "COMPLETED")
+            if i % 100 == 0:
+                time.sleep(0.005)
+
+    threads = [threading.Thread(target=feed, args=(name,)) for name in ("alpha", "beta")]
+    server, server_thread = start_http_server(agg, 0)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    previous: dict[str, float] = {}
+    scrapes = 0
+    try:
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads) or scrapes < 3:
+            samples = scrape(url)
+            scrapes += 1
+            for (name, labels), value in samples.items():
+                if name == "jobmetrics_requests_total":
+                    endpoint = dict(labels)["endpoint"]
+                    assert value >= previous.get(endpoint, 0.0)
+                    previous[endpoint] = value
+        for t in threads:
+            t.join()
+        agg.flush()
+        final = scrape(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        server_thread.join(timeout=5)
+    assert scrapes >= 3
+    for e in ("alpha", "beta"):
+        t = agg.totals(e)
+        applied = t["requests"]
+        assert get(final, "jobmetrics_requests_total", endpoint=e) == applied > 0
+        completed = get(final, "jobmetrics_request_outcomes_total", endpoint=e, outcome="completed")
+        assert completed == t["completed"] > 0
+        assert (
+            get(final, "jobmetrics_execution_time_seconds_count", endpoint=e) == t["completed"] + t["failed"]
+        )
+        assert previous[e] <= applied
