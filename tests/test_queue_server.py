@@ -180,13 +180,14 @@ def test_jobs_health_and_metrics(base_url: str) -> None:
     assert get("jobmetrics_workers_max", state="idle") == 2
     # execution time per attempt that completed or failed: 5 + 2 + 2; the 10 s jobs never finished
     assert get("jobmetrics_execution_time_seconds_count") == 9
-    assert get("jobmetrics_execution_time_seconds_bucket", le="1.0") == 9
-    assert 9 * 0.05 <= get("jobmetrics_execution_time_seconds_sum") < 9 * 1.0
+    assert get("jobmetrics_execution_time_seconds_bucket", le="0.025") == 0  # 0.05 s of work each
+    assert get("jobmetrics_execution_time_seconds_bucket", le="5.0") == 9
+    assert 9 * 0.05 <= get("jobmetrics_execution_time_seconds_sum") < 9 * 5.0
     # delay time per attempt picked up: 5 + 2 + 2 + 1 + 1
     assert get("jobmetrics_delay_time_seconds_count") == 11
-    # cold starts of 0.2 s each (HDR resolution and scheduling: between 0.19 and 1 s)
+    # cold starts of 0.2 s each (plus scheduling; generous bounds for a loaded machine)
     assert get("jobmetrics_cold_start_time_seconds_count") == 2
     assert get("jobmetrics_cold_start_time_seconds_bucket", le="0.1") == 0
-    assert get("jobmetrics_cold_start_time_seconds_bucket", le="1.0") == 2
+    assert get("jobmetrics_cold_start_time_seconds_bucket", le="5.0") == 2
     p90 = get("jobmetrics_recent_execution_time_seconds", quantile="0.9")
-    assert 0.045 <= p90 < 1.0
+    assert 0.045 <= p90 < 5.0
