@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobmetrics import Aggregator, HdrHistogram
+from jobmetrics import Aggregator, HdrHistogram, rollup
 from jobmetrics.prometheus import (
     DEFAULT_BUCKETS,
     AggregatorCollector,
@@ -498,3 +498,24 @@ def test_scrapes_while_threads_record() -> None:
             get(final, "jobmetrics_execution_time_seconds_count", endpoint=e) == t["completed"] + t["failed"]
         )
         assert previous[e] <= applied
+
+
+def test_rollup_of_the_snapshot_gives_the_same_figures(agg: Aggregator, scraped: Samples) -> None:
+    """One rollup row per endpoint (the log lies within one day): its counters and re-merged
+    histograms give the scraped counters and buckets."""
+    day = rollup(agg.snapshot(), every="1d")
+    assert day.num_rows == len(agg.endpoints())
+    for row in day.to_pylist():
+        e = row["endpoint"]
+        assert get(scraped, "jobmetrics_requests_total", endpoint=e) == row["requests"]
+        assert get(scraped, "jobmetrics_retries_total", endpoint=e) == row["retried"]
+        assert (
+            get(scraped, "jobmetrics_webhook_responses_total", endpoint=e, outcome="failed")
+            == row["webhook_failed"]
+        )
+        for metric in METRICS:
+            name = f"jobmetrics_{metric}_seconds"
+            blob = row[f"{metric}_hdr"]
+            h = HdrHistogram.decode(blob) if blob is not None else HdrHistogram()
+            got = [get(scraped, f"{name}_bucket", endpoint=e, le=le) for le in [*map(str, BUCKETS), "+Inf"]]
+            assert got == expected_buckets(h, BUCKETS)
