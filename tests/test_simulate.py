@@ -347,8 +347,9 @@ def test_worker_pool_limits(busy: SimulationResult) -> None:
     t, s, d = truth.worker_changes
     order = np.argsort(t, kind="stable")
     alive = np.cumsum(np.where(s[order] <= 4, d[order], 0))  # initializing, idle, running, throttled
+    pool = np.cumsum(d[order])  # and unhealthy: every worker that has not left
     end_of_ms = np.r_[t[order][1:] != t[order][:-1], True]
-    assert alive[end_of_ms].max() <= EVERYTHING.max_workers
+    assert pool[end_of_ms].max() == EVERYTHING.max_workers
     assert alive[end_of_ms][-1] >= EVERYTHING.min_workers
     workers = _by_entity(busy.events, "worker", "worker_id")
     assert len(workers) == truth.counters["workers_started"]
@@ -356,6 +357,15 @@ def test_worker_pool_limits(busy: SimulationResult) -> None:
         states = [st for _, st in events]
         assert "OFFLINE" not in states[:-1], worker  # nothing after leaving
         assert states[0] in ("INITIALIZING", "IDLE")
+        for before, after in itertools.pairwise(states):
+            assert before != after, worker  # every worker event is a change of state
+            if before == "UNHEALTHY":
+                assert after in ("IDLE", "RUNNING", "OFFLINE"), worker
+    recovered = sum(
+        1 for events in workers.values() for (_, a), (_, b) in itertools.pairwise(events)
+        if a == "UNHEALTHY" and b != "OFFLINE"
+    )  # fmt: skip
+    assert recovered == truth.counters["worker_recoveries"] > 0
 
 
 def test_every_feature_happens(busy: SimulationResult) -> None:
@@ -363,6 +373,7 @@ def test_every_feature_happens(busy: SimulationResult) -> None:
     for name in (
         "failed", "retried", "cancelled", "queue_timeouts", "execution_timeouts", "requeued",
         "cold_start_count", "cold_start_failures", "webhook_succeeded", "webhook_failed",
+        "worker_recoveries",
     ):  # fmt: skip
         assert c[name] > 0, name
     assert c["timed_out"] == c["queue_timeouts"] + c["execution_timeouts"]

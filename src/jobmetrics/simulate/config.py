@@ -101,8 +101,9 @@ class EndpointConfig:
         fraction ``cold_start_failure_prob`` of starts fail (``UNHEALTHY``, then ``OFFLINE``)
         and ``throttle_on_start_prob`` wait ``throttle_duration`` ``THROTTLED`` for a GPU.
         Idle workers are throttled ``throttles_per_hour`` times an hour; ready workers turn
-        ``UNHEALTHY`` ``unhealthy_per_hour`` times an hour (a running job is requeued) and
-        leave ``unhealthy_duration`` later.
+        ``UNHEALTHY`` ``unhealthy_per_hour`` times an hour (a running job is requeued) and,
+        ``unhealthy_duration`` later, recover with ``unhealthy_recover_prob`` (back to work) or
+        leave (``OFFLINE``); an unhealthy worker keeps its slot of ``max_workers`` meanwhile.
     Webhooks
         a fraction ``webhook_prob`` of jobs has a webhook, called ``webhook_latency`` after the
         job ends (``COMPLETED``, last ``FAILED`` or ``TIMED_OUT``); an attempt succeeds (200)
@@ -138,6 +139,7 @@ class EndpointConfig:
     throttles_per_hour: float = 0.5
     unhealthy_per_hour: float = 0.1
     unhealthy_duration: HeavyTail = HeavyTail(30.0, 0.5)
+    unhealthy_recover_prob: float = 0.5
     webhook_prob: float = 0.3
     webhook_latency: HeavyTail = HeavyTail(0.2, 0.7)
     webhook_success_prob: float = 0.93

@@ -58,7 +58,8 @@ K_JOB, K_WORKER, K_WEBHOOK = int(Kind.JOB), int(Kind.WORKER), int(Kind.WEBHOOK)
     A_UNHEALTHY,  # a ready worker turns unhealthy (worker, -)
     A_OFFLINE,  # an unhealthy worker leaves (worker, token)
     A_DISPATCH,  # retry matching queue and idle workers one millisecond later (-, -)
-) = range(15)
+    A_RECOVER,  # an unhealthy worker is back (worker, token)
+) = range(16)
 
 #: HTTP status of failed webhook attempts, and their weights: no response, 5xx (retried), 4xx.
 WEBHOOK_FAILURES: tuple[tuple[int, float], ...] = (
@@ -66,7 +67,7 @@ WEBHOOK_FAILURES: tuple[tuple[int, float], ...] = (
 )  # fmt: skip
 WEBHOOK_ATTEMPTS = 3
 #: Emitted integers kept in a Python list before they move to a numpy chunk (6 per event).
-_CHUNK = 6 * 1_000_000
+_CHUNK = 6 * 65_536
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +188,7 @@ class EndpointRun:
         w_job: list[int] = []
         idle: list[int] = []  # idle workers, most recently idle last
         n_active = 0  # initializing, idle, running or throttled
+        n_unhealthy = 0  # unhealthy workers hold their slot of the pool until they leave
         dispatch_pending = False
 
         ttl = _ms(cfg.queue_ttl)
@@ -198,6 +200,7 @@ class EndpointRun:
         min_w, max_w, per_w = cfg.min_workers, cfg.max_workers, cfg.jobs_per_worker
         p_fail, p_cold_fail = cfg.failure_prob, cfg.cold_start_failure_prob
         p_throttle = cfg.throttle_on_start_prob
+        p_recover = cfg.unhealthy_recover_prob
         throttle_mean = 3_600_000.0 / cfg.throttles_per_hour if cfg.throttles_per_hour > 0 else 0.0
         unhealthy_mean = 3_600_000.0 / cfg.unhealthy_per_hour if cfg.unhealthy_per_hour > 0 else 0.0
         p_hook_ok = cfg.webhook_success_prob
@@ -209,7 +212,7 @@ class EndpointRun:
 
         def set_worker(w: int, s: int, now: int, job: int = -1) -> None:
             """Worker ``w`` enters state ``s`` at ``now``: emit, update levels and the idle list."""
-            nonlocal n_active
+            nonlocal n_active, n_unhealthy
             old = w_state[w]
             emit((now, K_WORKER, s, -1, w, -1))
             if 0 < old < W_OFFLINE:
@@ -219,6 +222,7 @@ class EndpointRun:
             was_active = 0 < old < W_UNHEALTHY
             is_active = s < W_UNHEALTHY
             n_active += is_active - was_active
+            n_unhealthy += (s == W_UNHEALTHY) - (old == W_UNHEALTHY)
             if old == W_IDLE:
                 idle.remove(w)
             w_state[w] = s
@@ -268,9 +272,9 @@ class EndpointRun:
             return min(max(-(-(n_queued + n_running) // per_w), min_w), max_w)
 
         def scale(now: int) -> None:
-            if n_active >= max_w:
+            if n_active + n_unhealthy >= max_w:
                 return
-            want = wanted()
+            want = min(wanted(), max_w - n_unhealthy)
             while n_active < want:
                 start_worker(now, False)
 
@@ -535,7 +539,8 @@ class EndpointRun:
                     push(heap, (now + 1, next_seq(), A_UNHEALTHY, a, 0))
                     continue
                 set_worker(a, W_UNHEALTHY, now)
-                push(heap, (now + s_unhealthy(), next_seq(), A_OFFLINE, a, w_token[a]))
+                then = A_RECOVER if s_u() < p_recover else A_OFFLINE
+                push(heap, (now + s_unhealthy(), next_seq(), then, a, w_token[a]))
                 if j >= 0:  # the job goes back to the queue
                     w_job[a] = -1
                     n_running -= 1
@@ -549,6 +554,17 @@ class EndpointRun:
             elif action == A_DISPATCH:
                 dispatch_pending = False
                 dispatch(now)
+            elif action == A_RECOVER:
+                if w_token[a] != b:
+                    continue
+                c["worker_recoveries"] += 1
+                became_ready(a, now)
+                j = take_job(now)
+                if j >= 0:
+                    set_worker(a, W_RUNNING, now)
+                    start_job(j, a, now)
+                else:
+                    set_worker(a, W_IDLE, now)
 
         if progress is not None:
             progress(1.0)

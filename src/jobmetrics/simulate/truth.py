@@ -25,6 +25,7 @@ COUNTERS: tuple[str, ...] = (
     "requests", "completed", "failed", "cancelled", "timed_out", "retried",
     "cold_start_count", "cold_start_failures", "webhook_requests", "webhook_succeeded",
     "webhook_failed", "queue_timeouts", "execution_timeouts", "requeued", "workers_started",
+    "worker_recoveries",
 )  # fmt: skip
 
 #: Duration metrics, as the aggregator names them.
