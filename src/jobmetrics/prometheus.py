@@ -34,7 +34,7 @@ try:
     from prometheus_client.registry import Collector, CollectorRegistry
     from prometheus_client.samples import Sample
     from prometheus_client.utils import floatToGoString
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as exc:  # tested by hiding prometheus_client from the import system
     raise ImportError(
         "jobmetrics.prometheus needs the prometheus_client package; install it with "
         "pip install 'jobmetrics[prometheus]'"
@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from .aggregator import METRICS, Aggregator
 from .geometry import Geometry
-from .health import last_window_workers, settle
+from .health import last_window_workers
 from .snapshot import WORKER_STATES
 from .timeparse import parse_duration
 
@@ -376,8 +376,7 @@ class AggregatorCollector(Collector):
         agg = self.aggregator
         geometry = agg.geometry
         f = self._families()
-        settle(agg)
-        endpoints = agg.endpoints()
+        endpoints = agg.endpoints()  # consistent() drained the stage: staged endpoints are known
         for e in endpoints:
             t = agg.totals(e)
             f.requests.add_metric([e], t["requests"])
