@@ -548,6 +548,11 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
                 y = [max(e, FLOOR) if math.isfinite(e) else 10.0 for e in r.errors]
                 ax.plot(range(len(r.quantiles)), y, marker=marker, color=color, label=sketch_labels[k])
                 qs = r.quantiles
+            for bound, text in ((1 / 128, "2 s.f. bound"), (0.01, "DDSketch α")):
+                ax.axhline(bound, color="grey", linestyle=":", linewidth=1)
+                ax.annotate(
+                    text, (0, bound), xytext=(2, 2), textcoords="offset points", fontsize=7, color="grey"
+                )
             ax.set_xticks(range(len(qs)), [f"{q:g}" for q in qs])
             ax.set_yscale("log")
             ax.set_xlabel("quantile")
@@ -620,6 +625,7 @@ def plot_throughput(rows: list[BenchRow], img_dir: Path) -> Path:
         ax.set_title(f"{title}: {'time per value' if per_value else 'time per call'}", fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
         ax.set_xlim(min(costs) / 3, max(costs) * 20)
+        ax.set_xlabel("seconds (log scale)", fontsize=8)
     fig.tight_layout()
     path = img_dir / "throughput.png"
     fig.savefig(path, dpi=100)
