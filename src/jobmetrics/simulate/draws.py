@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,17 @@ import numpy.typing as npt
 __all__ = ["Stream"]
 
 
+def _blocks(draw: Callable[[int], npt.NDArray[Any]], block: int) -> Iterator[list[Any]]:
+    while True:
+        yield np.asarray(draw(block)).tolist()
+
+
 class Stream:
     """Values of ``draw(block)`` handed out one by one by :meth:`next`, refilled a block at a time.
 
     ``draw`` must be deterministic given its own generator, so the values a stream yields depend on
-    its seed only, not on how many values other streams gave out.
+    its seed only, not on how many values other streams gave out. ``next`` is the ``__next__`` of
+    a C iterator: a call costs about as much as a list index.
 
     Examples
     --------
@@ -24,22 +31,10 @@ class Stream:
     [0, 1, 2, 0, 1]
     """
 
-    __slots__ = ("_block", "_buf", "_draw", "_i")
+    __slots__ = ("next",)
 
     def __init__(self, draw: Callable[[int], npt.NDArray[Any]], *, block: int = 4096) -> None:
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block!r}")
-        self._draw = draw
-        self._block = block
-        self._buf: list[Any] = []
-        self._i = 0
-
-    def next(self) -> Any:
-        """The next value (a Python int or float)."""
-        i = self._i
-        buf = self._buf
-        if i == len(buf):
-            buf = self._buf = np.asarray(self._draw(self._block)).tolist()
-            i = 0
-        self._i = i + 1
-        return buf[i]
+        #: The next value (a Python int or float).
+        self.next: Callable[[], Any] = itertools.chain.from_iterable(_blocks(draw, block)).__next__
