@@ -21,8 +21,8 @@ import pytest
 
 import jobmetrics
 from jobmetrics import Aggregator, aggregate_logs
-from jobmetrics.batch import MalformedInputError, Progress, run
-from jobmetrics.io import LogReadError, discover, read_batches
+from jobmetrics.batch import MAX_JOB_CAPACITY, MalformedInputError, Progress, job_capacity_for, run
+from jobmetrics.io import LogReadError, Source, discover, read_batches
 from streams import BASE_MS, synthetic_events
 
 FORMATS = ("parquet", "arrow", "jsonl", "csv", "jsonl.gz", "csv.gz")
@@ -443,3 +443,20 @@ def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
+
+
+def test_format_option_reads_any_extension(tmp_path: Path, log: pa.Table) -> None:
+    path = write_log(log, tmp_path / "events.jsonl").rename(tmp_path / "events.log")
+    with pytest.raises(ValueError, match=r"events.log: unknown log format"):
+        aggregate_logs(path)
+    assert aggregate_logs(path, format="jsonl").equals(direct(log))
+    with pytest.raises(ValueError, match="format must be one of"):
+        aggregate_logs(path, format="xml")
+
+
+def test_job_table_is_sized_from_the_input(tmp_path: Path, log: pa.Table) -> None:
+    parquet = discover(write_log(log, tmp_path / "e.parquet"))
+    assert job_capacity_for(parquet) == max(log.num_rows // 3, 1024)
+    big = [Source(Path("x.csv"), "csv", False, 10**12)]
+    assert job_capacity_for(big) == MAX_JOB_CAPACITY
+    assert job_capacity_for([Source(Path("x.csv"), "csv", False, 10)]) == 1024
