@@ -1,15 +1,24 @@
 """Event-at-a-time recording: ``Aggregator.record`` against ``prometheus_client.Histogram.observe``.
 
 Group ``record``: 200 k job events (about 66 k jobs over ten endpoints, uuid-like ids) passed one
-call at a time as a live integration would, amortised over the staging flushes (every 4096 events
-the staged events go through the same kernel as ``ingest``) and a final ``flush()``; against one
-``Histogram.observe`` per value on a registry of its own. Time per event is the round's time
-divided by ``extra_info["events"]``.
+call at a time as a live integration would, amortised over the staging flushes (every 16 384
+events the staged events go through the same kernel as ``ingest``) and a final ``flush()``;
+against one ``Histogram.observe`` per value on a registry of its own. Time per event is the
+round's time divided by ``extra_info["events"]``.
+
+Group ``record-threads``: the same events recorded by 2, 4 or 8 threads into one aggregator (each
+job's events in one thread, in order); the round's time is the wall time until every thread is
+done and ``flush()`` returned, so events/s is the total throughput. Threads meet at a barrier
+every 2 s of event time (within the 5 s lateness) as threads
+stamping events with the current time would be: nothing is late and the totals are checked.
+Baseline: the same threads calling ``Histogram.observe`` on one shared child.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +125,105 @@ def test_prometheus_observe(benchmark: Any, events: list[Row]) -> None:
     assert registry.get_sample_value("job_execution_seconds_count", {"endpoint": "ep-00"}) == len(values)
     total = registry.get_sample_value("job_execution_seconds_sum", {"endpoint": "ep-00"})
     assert total == pytest.approx(sum(values))
+
+
+# -- several threads -----------------------------------------------------------------------------
+
+BLOCK_MS = 2_000  # event time between two barriers (within the 5 s lateness)
+
+
+def shares(events: list[Row], n_threads: int) -> list[list[list[Row]]]:
+    """``shares[k][b]``: thread ``k``'s events of block ``b`` (``BLOCK_MS`` of event time; a job's
+    events all go to one thread, in stream order)."""
+    first = events[0][0] // BLOCK_MS
+    n_blocks = events[-1][0] // BLOCK_MS - first + 1
+    out: list[list[list[Row]]] = [[[] for _ in range(n_blocks)] for _ in range(n_threads)]
+    owner: dict[str, int] = {}
+    for row in events:
+        k = owner.setdefault(row[2], len(owner) % n_threads)
+        out[k][row[0] // BLOCK_MS - first].append(row)
+    return out
+
+
+class Feeders:
+    """``n`` threads, started and parked on a barrier; :meth:`run` releases them and waits."""
+
+    def __init__(self, work: Callable[[int], None], n: int) -> None:
+        self.start = threading.Barrier(n + 1)
+        self.errors: list[BaseException] = []
+
+        def body(k: int) -> None:
+            self.start.wait()
+            try:
+                work(k)
+            except BaseException as exc:  # re-raised by run()
+                self.errors.append(exc)
+
+        self.threads = [threading.Thread(target=body, args=(k,), daemon=True) for k in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self) -> None:
+        self.start.wait()
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+def record_threads(feeders: Feeders, agg: Aggregator) -> Aggregator:
+    feeders.run()
+    agg.flush()
+    return agg
+
+
+@pytest.mark.parametrize("n_threads", [2, 4, 8])
+def test_record_threads(benchmark: Any, events: list[Row], n_threads: int) -> None:
+    """``record`` from ``n_threads`` threads into one aggregator: total throughput."""
+    benchmark.group = "record-threads"
+    benchmark.extra_info["events"] = len(events)
+    benchmark.extra_info["threads"] = n_threads
+    parts = shares(events, n_threads)
+    n_blocks = len(parts[0])
+
+    def setup() -> tuple[tuple[Feeders, Aggregator], dict[str, Any]]:
+        agg = new_aggregator()
+        block_barrier = threading.Barrier(n_threads)
+
+        def work(k: int) -> None:
+            record = agg.record
+            for b in range(n_blocks):
+                block_barrier.wait()
+                for ts, endpoint, job_id, state in parts[k][b]:
+                    record(ts=ts, endpoint=endpoint, job_id=job_id, state=state)
+
+        return (Feeders(work, n_threads), agg), {}
+
+    check_record(record_threads(*setup()[0]), events)  # warm-up
+    agg = benchmark.pedantic(record_threads, setup=setup, rounds=ROUNDS)
+    check_record(agg, events)
+
+
+@pytest.mark.parametrize("n_threads", [2, 8])
+def test_prometheus_observe_threads(benchmark: Any, events: list[Row], n_threads: int) -> None:
+    """The baseline: ``n_threads`` threads calling ``Histogram.observe`` on one child."""
+    benchmark.group = "record-threads"
+    benchmark.extra_info["events"] = len(events)
+    benchmark.extra_info["threads"] = n_threads
+    values = np.random.default_rng(9).lognormal(np.log(2.5), 1.0, len(events)).tolist()
+    chunks = [values[k::n_threads] for k in range(n_threads)]
+    registry = CollectorRegistry()
+
+    def setup() -> tuple[tuple[Feeders], dict[str, Any]]:
+        nonlocal registry
+        histogram, registry = new_histogram()
+        child = histogram.labels(endpoint="ep-00")
+
+        def work(k: int) -> None:
+            observe_all(child, chunks[k])
+
+        return (Feeders(work, n_threads),), {}
+
+    setup()[0][0].run()  # warm-up
+    benchmark.pedantic(lambda feeders: feeders.run(), setup=setup, rounds=ROUNDS)
+    assert registry.get_sample_value("job_execution_seconds_count", {"endpoint": "ep-00"}) == len(values)
