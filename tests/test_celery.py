@@ -66,6 +66,9 @@ SLACK = 1.0
 EARLY = 0.1
 #: Bound (s) of every wait for the cluster.
 WAIT = 60.0
+#: Bound (s) of the wait for the command's first answer: in a fresh environment it may compile the
+#: numba kernels first (about 40 s on a loaded two-core machine).
+STARTUP = 180.0
 
 TESTS = Path(__file__).resolve().parent
 
@@ -501,7 +504,7 @@ def run(request: pytest.FixtureRequest, redis_url: str, workdir: Path) -> Run:
         return json.loads(body) if code == 200 else {}
 
     wait_for(lambda: rx_q.ready.is_set() and rx_t.ready.is_set(), "the receivers to connect", logs)
-    wait_for(lambda: health().get("celery", {}).get("connected", False), "the command to connect", logs)
+    wait_for(lambda: health().get("celery", {}).get("connected", False), "the command", logs, STARTUP)
 
     # the worker
     launched = time.time()
@@ -587,7 +590,7 @@ def test_command_stops_cleanly_on_sigterm(
         code, body = http_get(f"http://127.0.0.1:{port}/health")
         return code == 200 and bool(json.loads(body)["celery"]["connected"])
 
-    wait_for(connected, "the command to connect", [log])
+    wait_for(connected, "the command to connect", [log], STARTUP)
     assert http_get(f"http://127.0.0.1:{port}/nowhere")[0] == 404
     assert http_get(f"http://127.0.0.1:{port}/health?endpoint=nope")[0] == 404
     cli.send_signal(signal.SIGTERM)
