@@ -395,6 +395,8 @@ def test_cli_checks_its_options() -> None:
     assert result.exit_code == 2 and "--snapshot-every needs --snapshot-dir" in result.output
     result = runner.invoke(celery_command, ["--broker", "memory://", "--window", "soon"])
     assert result.exit_code == 2 and "window" in result.output
+    result = runner.invoke(celery_command, ["--broker", "memory://", "--allowed-lateness", "1s"])
+    assert result.exit_code == 2 and "must be at least 2s, got '1s'" in result.output
 
 
 # ---------------------------------------------------------------------------- a real cluster
@@ -493,7 +495,7 @@ def run(request: pytest.FixtureRequest, redis_url: str, workdir: Path) -> Run:
     snapshots = workdir / "snapshots"
     cli_args = [
         sys.executable, "-c", "from jobmetrics.cli import main; main()", "celery", "--broker", redis_url,
-        "--port", str(port), "--allowed-lateness", "1s", "--snapshot-dir", str(snapshots),
+        "--port", str(port), "--allowed-lateness", "2s", "--snapshot-dir", str(snapshots),
         "--snapshot-every", "0.05",
     ]  # fmt: skip
     cli = _spawn(request, cli_args, cli_log, env=env)

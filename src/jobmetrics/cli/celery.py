@@ -128,9 +128,13 @@ class SnapshotWriter:
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
-        parse_duration(value, name=param.name or "duration")
+        us = parse_duration(value, name=param.name or "duration")
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc)) from None
+    if param.name == "allowed_lateness" and us < 2_000_000:
+        # events recorded by the receiver's housekeeping (silent workers, tasks held for their
+        # task-sent) come up to about a second after their time
+        raise click.BadParameter(f"must be at least 2s, got {value!r}")
     return value
 
 
@@ -155,7 +159,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--window", default="60s", show_default=True, callback=_duration, help="Window width.")
 @click.option(
     "--allowed-lateness", default="5s", show_default=True, callback=_duration,
-    help="How far out of order events may arrive (clock differences between machines included).",
+    help="How far out of order events may arrive (clock differences between machines included); "
+    "at least 2s.",
 )  # fmt: skip
 @click.option(
     "--history", default="24h", show_default=True, callback=_duration,
@@ -198,11 +203,15 @@ def command(
 
     aggregator = Aggregator(window=window, allowed_lateness=allowed_lateness, history=history)
     app = Celery("jobmetrics", broker=broker, set_as_current=False)
+    # a task held for its task-sent is recorded up to sent_grace (+ the 1 s housekeeping period)
+    # after its time: keep that well within the lateness
+    lateness_s = parse_duration(allowed_lateness, name="allowed_lateness") / 1e6
     receiver = CeleryReceiver(
         app,
         aggregator,
         endpoint_by="task" if endpoint_by == "task" else "queue",
         worker_endpoint=worker_endpoint,
+        sent_grace=min(1.0, lateness_s / 4),
     )
     writer = SnapshotWriter(aggregator, snapshot_dir) if snapshot_dir is not None else None
     try:
