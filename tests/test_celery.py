@@ -238,6 +238,10 @@ def test_task_lifecycles() -> None:
     assert_durations(agg.histogram("math", "delay_time"), [(0.001, 0.001), (0.2, 0.2), (2.0, 2.0)], "delay")
     assert rx.counts["ignored"] == 1
     assert rx.tasks_in_memory() == 5
+    rx.tick(now=time.monotonic() + 601)  # finished tasks are forgotten after `retention`
+    assert rx.tasks_in_memory() == 1
+    rx.tick(now=time.monotonic() + 86_401)  # and tasks in flight without events after `task_ttl`
+    assert rx.tasks_in_memory() == 0
 
 
 def test_without_task_sent_events() -> None:
