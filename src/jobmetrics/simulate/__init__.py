@@ -257,31 +257,42 @@ def _part(progress: Callable[[float], None], i: int, n: int) -> Callable[[float]
 def _events(
     outputs: list[RunOutput], names: list[str], start_ms: int
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.int64]], pa.Table]:
-    """The time-ordered event table of all endpoints, with its ts (epoch ms) and endpoint codes."""
+    """The time-ordered event table of all endpoints, with its ts (epoch ms) and endpoint codes.
+
+    Columns are built one at a time so that only one intermediate column is alive at once.
+    """
     ep = np.concatenate([np.full(o.t.size, k, dtype=np.int64) for k, o in enumerate(outputs)])
     ts = np.concatenate([o.t for o in outputs]) + start_ms
     order = np.argsort(ts, kind="stable")  # each endpoint's events are already in time order
     ts, ep = ts[order], ep[order]
-    kind = np.concatenate([o.kind for o in outputs])[order]
-    state = np.concatenate([o.state for o in outputs])[order].astype(np.int64)
-    job = np.concatenate([o.job for o in outputs])[order]
-    worker = np.concatenate([o.worker for o in outputs])[order]
-    status = np.concatenate([o.status for o in outputs])[order]
 
+    def gather(name: str) -> np.ndarray[Any, Any]:
+        return np.concatenate([getattr(o, name) for o in outputs])[order]
+
+    kind = gather("kind")
     ep_names = pa.array(names, pa.string())
     prefix = ep_names.take(pa.array(ep))
-    is_worker = kind == Kind.WORKER
-    state_idx = np.where(is_worker, state - 1 + _N_JOB_STATES, state - 1)
+    state = gather("state").astype(np.int64)
+    state_idx = np.where(kind == Kind.WORKER, state - 1 + _N_JOB_STATES, state - 1)
+    del state
     state_col = _STATE_NAMES.take(pa.array(state_idx, mask=kind == Kind.WEBHOOK))
-    job_num = pc.cast(pa.array(job, mask=job < 0), pa.string())
-    worker_num = pc.cast(pa.array(worker, mask=worker < 0), pa.string())
+    del state_idx
+    job = gather("job")
+    job_col = pc.binary_join_element_wise(prefix, pc.cast(pa.array(job, mask=job < 0), pa.string()), "-")
+    del job
+    worker = gather("worker")
+    worker_col = pc.binary_join_element_wise(
+        prefix, pc.cast(pa.array(worker, mask=worker < 0), pa.string()), "-w"
+    )
+    del worker
+    status = gather("status")
     columns = [
         pa.array(ts, pa.timestamp("ms", tz="UTC")),
         _KIND_NAMES.take(pa.array(kind.astype(np.int64))),
         prefix,
-        pc.binary_join_element_wise(prefix, job_num, "-"),
+        job_col,
         state_col,
-        pc.binary_join_element_wise(prefix, worker_num, "-w"),
+        worker_col,
         pa.array(status, pa.int32(), mask=status < 0),
     ]
     return ts, ep, pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
