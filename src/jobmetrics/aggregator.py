@@ -191,6 +191,7 @@ class Aggregator:
         self._stage: list[Any] = []  # events as consecutive groups of len(_STAGE_COLUMNS) fields
         self._stage_limit = staging_size * len(_STAGE_COLUMNS)
         self._stage_cap = _STAGE_CAP * self._stage_limit
+        self._drain_at = self._stage_limit  # stage length at which record tries to drain next
         self._lock = threading.RLock()
         self._frozen = 0  # > 0 inside consistent(): queries do not drain the stage
         self._ticker: Ticker | None = None
@@ -225,12 +226,13 @@ class Aggregator:
         # collector work), and concurrent callers never interleave fields
         stage = self._stage
         stage.extend((ts, endpoint, job_id, state, kind, worker_id, status_code))
-        if len(stage) >= self._stage_limit:
+        if len(stage) >= self._drain_at:
             self._drain_from_record()
 
     def _drain_from_record(self) -> None:
         """Drain a full stage, unless another thread holds the aggregator: then this caller goes on
-        staging (no waiting) until the stage reaches its cap, where it waits its turn."""
+        staging (no waiting), and callers try again only after another ``staging_size`` events
+        (a failed try costs a call), until the stage reaches its cap, where they wait their turn."""
         lock = self._lock
         if lock.acquire(blocking=False):
             try:
@@ -239,6 +241,8 @@ class Aggregator:
                 lock.release()
         elif len(self._stage) >= self._stage_cap:
             self._drain_stage()
+        if len(self._stage) >= self._drain_at:  # not drained (held elsewhere, or consistent())
+            self._drain_at = min(len(self._stage) + self._stage_limit, self._stage_cap)
 
     def _drain_stage(self) -> None:
         """Send the staged events through the kernel.
@@ -256,6 +260,7 @@ class Aggregator:
                 return
             taken = stage[:n]
             del stage[:n]
+            self._drain_at = self._stage_limit
             width = len(_STAGE_COLUMNS)
             data: dict[str, Any] = {}
             for k, name in enumerate(_STAGE_COLUMNS):
