@@ -313,6 +313,15 @@ def fmt_seconds(s: float) -> str:
     return f"{v:.3g} ns" if v < 100 else f"{v:.0f} ns"
 
 
+def fmt_ratio(r: float) -> str:
+    """A ratio of times: three significant digits, whole numbers from 100 on."""
+    if math.isnan(r):
+        return ""
+    if r >= 100:
+        return f"{r:,.0f}".replace(",", " ")
+    return f"{r:.3g}"
+
+
 def fmt_n(n: int) -> str:
     exp = round(math.log10(n)) if n > 0 else 0
     if n == 10**exp and exp >= 3:
@@ -381,6 +390,14 @@ def accuracy_tables(results: list[Result]) -> list[str]:
             for k in sketches
         ]
         lines += _table(header, rows)
+    lines += [
+        "",
+        "∞: the exact answer is 0 (many zero durations) and the sketch answered something else, an "
+        "error no relative measure can express. `hdrhistogram` has jobmetrics' buckets at 2 figures "
+        "but picks the rank by rounding, `round(q n)` (as the C and Go libraries do), where jobmetrics "
+        "takes Java's `ceil(q n)`: hence the rare differences between the two rows. Merging HDR "
+        "histograms adds their counts, so their merged rows equal their single ones.",
+    ]
 
     # worst error by size, synthetic sets, single mode
     synth = [r for r in results if r.synthetic and r.mode == "single"]
@@ -446,6 +463,21 @@ def accuracy_tables(results: list[Result]) -> list[str]:
     return lines
 
 
+def _capped_note(results: list[Result]) -> str:
+    """Which sketches skipped the largest sets, and how slow they were at the sizes they ran."""
+    notes = []
+    for key in dict.fromkeys(r.sketch for r in results if r.skipped):
+        ran = [r for r in results if r.sketch == key and r.mode == "single" and not r.skipped]
+        cap = max((r.n for r in ran), default=0)
+        at_cap = [r for r in ran if r.n == cap]
+        speed = (
+            f" (it took {at_cap[0].seconds / cap * 1e6:.3g} µs a value at n = {fmt_n(cap)})" if at_cap else ""
+        )
+        label = ran[0].sketch_label if ran else key
+        notes.append(f"{label} is fed at most {fmt_n(cap)} values{speed}; larger sets show – in the tables.")
+    return " " + " ".join(notes) if notes else ""
+
+
 def _parts(results: list[Result]) -> int:
     for r in results:
         if "parts" in r.extra:
@@ -503,7 +535,7 @@ def throughput_tables(rows: list[BenchRow]) -> list[str]:
                     fmt_seconds(r.median),
                     f"{r.values:,}".replace(",", " ") if per_value else "",
                     fmt_seconds(cost) if per_value else "",
-                    "1" if r is ref else f"{ratio:.3g}",
+                    "1" if r is ref else fmt_ratio(ratio),
                     r.note,
                 ]
             )
@@ -535,7 +567,7 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
     sets, set_labels, sketches, sketch_labels = _order(top)
     paths = []
     for s in sets:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
         for ax, mode, title in (
             (axes[0], "single", "one sketch"),
             (axes[1], "merged", f"{_parts(results)} partial sketches merged"),
@@ -548,10 +580,10 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
                 y = [max(e, FLOOR) if math.isfinite(e) else 10.0 for e in r.errors]
                 ax.plot(range(len(r.quantiles)), y, marker=marker, color=color, label=sketch_labels[k])
                 qs = r.quantiles
-            for bound, text in ((1 / 128, "2 s.f. bound"), (0.01, "DDSketch α")):
+            for bound, text, dy in ((1 / 128, "bound at 2 s.f.", -9), (0.01, "DDSketch α", 2)):
                 ax.axhline(bound, color="grey", linestyle=":", linewidth=1)
                 ax.annotate(
-                    text, (0, bound), xytext=(2, 2), textcoords="offset points", fontsize=7, color="grey"
+                    text, (0, bound), xytext=(2, dy), textcoords="offset points", fontsize=7, color="grey"
                 )
             ax.set_xticks(range(len(qs)), [f"{q:g}" for q in qs])
             ax.set_yscale("log")
@@ -561,7 +593,7 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
         axes[0].set_ylabel(f"relative error (0 drawn at {FLOOR:g})")
         n = next(r.n for r in top if r.dataset == s)
         fig.suptitle(f"{s}: {set_labels[s]} ({fmt_n(n)} values)")
-        axes[1].legend(fontsize=8, loc="best")
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.tight_layout()
         path = img_dir / f"accuracy-{s}.png"
         fig.savefig(path, dpi=100)
@@ -581,7 +613,7 @@ def plot_error_vs_bytes(results: list[Result], img_dir: Path) -> Path:
         (axes[1], "memory_bytes", "in-memory size"),
     ):
         for k in sketches:
-            pts = [r for r in top if r.sketch == k]
+            pts = [r for r in top if r.sketch == k and all(math.isfinite(e) for e in r.errors)]
             color, marker = STYLE.get(k, ("grey", "o"))
             ax.scatter(
                 [getattr(r, attr) for r in pts],
@@ -682,7 +714,7 @@ def render(
         "whole trace for the real ones"
         + (f" (first {config.real_head:,} values in this quick run)" if config.real_head else "")
         + ". "
-        "`tdigest` inserts about 16 µs a value here, so it is capped at 10^6 values (– in the tables).",
+        + _capped_note(results),
         "",
         "### Machine",
         "",
