@@ -56,6 +56,7 @@ __all__ = [
     "GroundTruth",
     "HeavyTail",
     "SimulationResult",
+    "endpoint_seed",
     "exact_quantile",
     "preset",
     "resolve_endpoints",
