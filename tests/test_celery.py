@@ -57,7 +57,7 @@ import celery_app
 from jobmetrics import Aggregator, HdrHistogram
 from jobmetrics.cli.celery import SnapshotWriter
 from jobmetrics.cli.celery import command as celery_command
-from jobmetrics.integrations.celery import WORKER_INITIALIZING, CeleryReceiver
+from jobmetrics.integrations.celery import WORKER_INITIALIZING, CeleryReceiver, report_worker_startup
 
 #: Scheduling slack (s) allowed on top of a sleep: pool hand-over and event publishing on a loaded
 #: two-core machine.
@@ -360,6 +360,40 @@ def test_capture_loop_logs_an_event_it_cannot_map(caplog: pytest.LogCaptureFixtu
     assert "cannot map the Celery event" in caplog.text
 
 
+def test_worker_startup_is_announced_only_with_events_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.signals import celeryd_init
+
+    app = _offline_app()
+    sent: list[tuple[str | None, str]] = []
+
+    class Dispatcher:
+        def __init__(self, hostname: str | None) -> None:
+            self.hostname = hostname
+
+        def __enter__(self) -> Dispatcher:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, type: str) -> None:
+            sent.append((self.hostname, type))
+
+    monkeypatch.setattr(app.events, "default_dispatcher", lambda hostname=None: Dispatcher(hostname))
+    connected = len(celeryd_init.receivers)
+    announce = report_worker_startup(app)
+    report_worker_startup(app)  # once per app, however often it is called
+    try:
+        assert len(celeryd_init.receivers) == connected + 1
+        # called as Celery's celeryd_init calls it (not sent: other apps' receivers would run)
+        announce(sender="w1@h", conf=app.conf, options={})
+        assert sent == []
+        announce(sender="w1@h", conf=app.conf, options={"task_events": True})
+        assert sent == [("w1@h", WORKER_INITIALIZING)]
+    finally:
+        celeryd_init.disconnect(dispatch_uid=f"jobmetrics-worker-startup-{id(app)}")
+
+
 def test_receiver_keeps_the_senders_timestamp() -> None:
     """Celery's receiver shifts ``timestamp`` by the difference of UTC offsets; ours does not."""
     app = _offline_app()
@@ -483,7 +517,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(request: pytest.FixtureRequest, redis_url: str, workdir: Path) -> Run:
     app = celery_app.app
-    app.conf.broker_url = redis_url
+    app.conf.update(broker_url=redis_url, broker_read_url=redis_url, broker_write_url=redis_url)
     env = dict(os.environ, JOBMETRICS_CELERY_BROKER=redis_url, PYTHONPATH=str(TESTS))
     by_queue, by_task = Aggregator(allowed_lateness=None), Aggregator(allowed_lateness=None)
     rx_q = CeleryReceiver(app, by_queue)

@@ -622,7 +622,7 @@ _TASK_HANDLERS: dict[str, _Handler] = {
 
 
 # ---------------------------------------------------------------------- worker side
-def report_worker_startup(app: celery.Celery) -> None:
+def report_worker_startup(app: celery.Celery) -> Callable[..., None]:
     """Make the workers of ``app`` announce their start, so that cold starts can be measured.
 
     Call it in the module that defines the Celery app (the one workers load). When a worker
@@ -633,6 +633,8 @@ def report_worker_startup(app: celery.Celery) -> None:
     broker connection, consumers — from the moment Python, Celery and the app module are loaded
     (those come before the signal, so they are not included: an event stamped with the earlier
     process start would arrive older than the aggregator's allowed lateness).
+
+    Calling it again for the same app changes nothing. Returns the signal receiver.
     """
 
     def announce(sender: Any = None, conf: Any = None, options: Any = None, **_: Any) -> None:
@@ -641,7 +643,11 @@ def report_worker_startup(app: celery.Celery) -> None:
         )
         if not enabled:
             return
-        with app.events.default_dispatcher(hostname=str(sender)) as dispatcher:
-            dispatcher.send(WORKER_INITIALIZING)
+        try:
+            with app.events.default_dispatcher(hostname=str(sender)) as dispatcher:
+                dispatcher.send(WORKER_INITIALIZING)
+        except Exception as exc:  # never stop a worker from starting
+            _log.warning("could not send %s for %s: %r", WORKER_INITIALIZING, sender, exc)
 
-    celeryd_init.connect(announce, weak=False)
+    celeryd_init.connect(announce, weak=False, dispatch_uid=f"jobmetrics-worker-startup-{id(app)}")
+    return announce
