@@ -134,14 +134,28 @@ BLOCK_MS = 2_000  # event time between two barriers (within the 5 s lateness)
 
 def shares(events: list[Row], n_threads: int) -> list[list[list[Row]]]:
     """``shares[k][b]``: thread ``k``'s events of block ``b`` (``BLOCK_MS`` of event time; a job's
-    events all go to one thread, in stream order)."""
+    events all go to one thread, in stream order).
+
+    Each thread gets fresh copies of its rows (every tuple and value), allocated in the order it
+    reads them, like the single-thread list (``to_pylist`` gives every row its own objects):
+    reading every n-th row of that list instead would cost cache misses on the scattered objects
+    (0.3-0.4 µs per event on this machine) that have nothing to do with recording."""
     first = events[0][0] // BLOCK_MS
     n_blocks = events[-1][0] // BLOCK_MS - first + 1
-    out: list[list[list[Row]]] = [[[] for _ in range(n_blocks)] for _ in range(n_threads)]
+    rows: list[list[Row]] = [[] for _ in range(n_threads)]
     owner: dict[str, int] = {}
     for row in events:
-        k = owner.setdefault(row[2], len(owner) % n_threads)
-        out[k][row[0] // BLOCK_MS - first].append(row)
+        rows[owner.setdefault(row[2], len(owner) % n_threads)].append(row)
+    out: list[list[list[Row]]] = [[[] for _ in range(n_blocks)] for _ in range(n_threads)]
+    for k in range(n_threads):
+        for ts, endpoint, job_id, state in rows[k]:
+            fresh = (
+                int(str(ts)),
+                endpoint.encode().decode(),
+                job_id.encode().decode(),
+                state.encode().decode(),
+            )
+            out[k][ts // BLOCK_MS - first].append(fresh)
     return out
 
 
