@@ -28,6 +28,8 @@ import pyarrow.ipc as ipc
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobmetrics import Aggregator, HdrHistogram
 from jobmetrics.io.eventlog import event_format, write_events
@@ -201,6 +203,90 @@ def test_worker_gauges_equal_the_truth(messy: SimulationResult, messy_agg: Aggre
             assert pc.max(rows[f"workers_{state}_max"]).as_py() == truth.workers_max(state), (name, state)
     busy = messy.truth["busy"].worker_time_ms(watermark_ms)
     assert all(busy[s] > 0 for s in GAUGES)
+
+
+@st.composite
+def endpoint_configs(draw: st.DrawFn) -> EndpointConfig:
+    """Random but valid endpoints, from idle to overloaded, with every failure path possible."""
+    seconds = st.floats(0.005, 20.0)
+    prob = st.floats(0.0, 0.5)
+
+    def tail() -> HeavyTail:
+        return HeavyTail(draw(seconds), draw(st.floats(0.0, 1.2)), draw(prob), draw(st.floats(1.1, 3.0)))
+
+    max_workers = draw(st.integers(1, 6))
+    return EndpointConfig(
+        name=draw(st.sampled_from(["a", "b-1", "gpu.x"])),
+        rate=draw(st.floats(0.0, 8.0)),
+        diurnal_amplitude=draw(st.floats(0.0, 1.0)),
+        bursts_per_hour=draw(st.floats(0.0, 20.0)),
+        burst_factor=draw(st.floats(1.0, 6.0)),
+        execution=tail(),
+        dispatch_latency=tail(),
+        failure_prob=draw(prob),
+        max_retries=draw(st.integers(0, 3)),
+        retry_backoff=draw(seconds),
+        execution_timeout=draw(st.floats(0.01, 60.0)),
+        queue_ttl=draw(st.floats(0.01, 120.0)),
+        cancel_prob=draw(prob),
+        cancel_after=draw(seconds),
+        min_workers=draw(st.integers(0, max_workers)),
+        max_workers=max_workers,
+        jobs_per_worker=draw(st.integers(1, 4)),
+        idle_timeout=draw(seconds),
+        container_start=tail(),
+        model_load=tail(),
+        cold_start_failure_prob=draw(prob),
+        throttle_on_start_prob=draw(prob),
+        throttle_duration=tail(),
+        throttles_per_hour=draw(st.floats(0.0, 200.0)),
+        unhealthy_per_hour=draw(st.floats(0.0, 100.0)),
+        unhealthy_duration=tail(),
+        unhealthy_recover_prob=draw(st.floats(0.0, 1.0)),
+        webhook_prob=draw(st.floats(0.0, 1.0)),
+        webhook_latency=tail(),
+        webhook_success_prob=draw(st.floats(0.0, 1.0)),
+        webhook_backoff=draw(seconds),
+    )
+
+
+@settings(max_examples=25)
+@given(
+    cfg=endpoint_configs(),
+    seed=st.integers(0, 2**32),
+    disorder_ms=st.integers(0, 3000),
+    duplicates=st.sampled_from([0.0, 0.03, 0.3]),
+)
+def test_any_endpoint_aggregates_to_its_truth(
+    cfg: EndpointConfig, seed: int, disorder_ms: int, duplicates: float
+) -> None:
+    result = simulate("5m", cfg, seed=seed, disorder=disorder_ms * 1000, duplicates=duplicates)
+    truth = result.truth[cfg.name]
+    if result.events.num_rows == 0:
+        assert truth.counters["requests"] == 0
+        return
+    agg = aggregate(result.events, lateness=disorder_ms * 1000, batch=997)
+    totals = agg.totals(cfg.name)
+    assert {k: totals[k] for k in COUNTED} == {k: truth.counters[k] for k in COUNTED}
+    assert (totals["in_queue"], totals["in_progress"]) == (truth.in_queue, truth.in_progress)
+    assert totals["duplicates"] == result.truth.duplicates
+    assert totals["invalid_transitions"] == totals["orphans"] == totals["late_events"] == 0
+    for metric in METRICS:
+        got = agg.histogram(cfg.name, metric)
+        expected = HdrHistogram(1, got.highest, 2)
+        expected.record(truth.durations_us(metric))
+        assert got == expected, metric
+    snap = agg.snapshot()
+    for state in GAUGES:
+        assert pc.sum(snap[f"workers_{state}_us"]).as_py() in (
+            None,
+            truth.worker_time_ms(agg.watermark // 1000)[state] * 1000,
+        )
+    # the pool limit holds however the parameters are drawn
+    t, _, d = truth.worker_changes
+    order = np.argsort(t, kind="stable")
+    level = np.cumsum(d[order])
+    assert level.size == 0 or level[np.r_[t[order][1:] != t[order][:-1], True]].max() <= cfg.max_workers
 
 
 # ---------------------------------------------------------------------------- delivery

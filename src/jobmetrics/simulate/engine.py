@@ -243,7 +243,9 @@ class EndpointRun:
                 tok = w_token[w]
                 idle_q.append((now + idle_timeout, w, tok))
                 if throttle_mean:
-                    push(heap, (now + 1 + int(s_exp() * throttle_mean), next_seq(), A_THROTTLE, w, tok))
+                    wait = s_exp() * throttle_mean
+                    if wait < end:  # else it would come after the end (and might not fit an int)
+                        push(heap, (now + 1 + int(wait), next_seq(), A_THROTTLE, w, tok))
 
         def start_worker(now: int, warm: bool) -> None:
             w = len(w_state)
@@ -270,7 +272,9 @@ class EndpointRun:
 
         def became_ready(w: int, now: int) -> None:
             if unhealthy_mean:
-                push(heap, (now + 1 + int(s_exp() * unhealthy_mean), next_seq(), A_UNHEALTHY, w, 0))
+                wait = s_exp() * unhealthy_mean
+                if wait < end:
+                    push(heap, (now + 1 + int(wait), next_seq(), A_UNHEALTHY, w, 0))
 
         def wanted() -> int:
             """Workers the scaler wants for the jobs queued and running now."""
