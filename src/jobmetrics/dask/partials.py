@@ -12,11 +12,12 @@ every task. In pipeline order:
    maps endpoint codes to the global list and adds the routing key of the shuffle: the job id for
    job and webhook events, the endpoint for worker events.
 4. After the shuffle, :func:`aggregate_partition` runs an :class:`~jobmetrics.Aggregator` over the
-   partition's events (the same numba kernels) and returns its snapshot rows, advanced to the
-   global watermark; :func:`late_partial` turns the late events into the rows their markers would
-   have made.
-5. :func:`merge` adds partial snapshots of the same windows exactly (:func:`~jobmetrics.rollup`
-   at the window width); :func:`finish` writes the SPEC §4 Parquet where it runs (a worker).
+   partition's events (the same numba kernels) advanced to the global watermark, and returns its
+   snapshot rows with the histograms decoded (:func:`rows_of`); :func:`late_partial` turns the
+   late events into the rows their markers would have made.
+5. :func:`merge` adds partial rows of the same windows exactly (a tree of merges); :func:`finish`
+   turns the merged rows into the SPEC §4 table with :func:`~jobmetrics.snapshot.to_table` — the
+   function the single-process snapshot uses — and writes the Parquet where it runs (a worker).
 """
 
 from __future__ import annotations
@@ -32,17 +33,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .. import codec
 from .._kernels import layout as L
 from ..aggregator import Aggregator
 from ..events import EndpointRegistry, EventBatch, Rejections, normalize
-from ..snapshot import SnapshotSpec, rollup, to_table
+from ..snapshot import WORKER_STATES, SnapshotSpec, to_table
 from ..states import Kind
 from ..timeparse import parse_duration
 from ..windows import RowBlock
 
 __all__ = [
     "COLUMNS",
+    "STEP_WINDOWS",
     "Marked",
     "Prepared",
     "Summary",
@@ -56,8 +60,12 @@ __all__ = [
     "merge",
     "pack",
     "prepare",
+    "rows_of",
+    "snapshot_of",
     "summarise",
     "unpack",
+    "write_or_return",
+    "write_parquet",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -66,6 +74,8 @@ _NO_TIME = np.iinfo(np.int64).min
 #: Columns of the shuffled frame: event time, packed event (see :func:`pack`) and routing key.
 COLUMNS: dict[str, type[np.generic]] = {"ts": np.int64, "id": np.int64, "code": np.int64, "route": np.int64}
 
+#: Windows the watermark of a partition moves at a time (fewer than the kernel's 64 open windows).
+STEP_WINDOWS = 32
 #: Options that :func:`aggregate_partition` sets itself (events reach it already judged).
 _OWN_OPTIONS = ("allowed_lateness",)
 _WORKER_ROUTE_SALT = np.int64(-0x61C8864680B583EB)  # keeps endpoint routes apart from job keys
@@ -266,62 +276,125 @@ def _columns(frame: Any, names: Sequence[str]) -> dict[str, pa.Array]:
 
 def aggregate_partition(
     frame: Any, names: Sequence[str], options: Mapping[str, Any], watermark: int
-) -> pa.Table:
-    """Snapshot rows of one shuffled partition, advanced to the global ``watermark`` (µs).
+) -> RowBlock:
+    """Window rows of one shuffled partition, advanced to the global ``watermark`` (µs).
 
     The events are already judged (late ones removed), so the partition's
-    :class:`~jobmetrics.Aggregator` holds them all and applies them in time order at the end
-    (``allowed_lateness=None``, exact for any input order); then its watermark moves to the
-    global one, so its in-flight jobs, workers, sweeps and window closings reach the same time as
-    in one process.
+    :class:`~jobmetrics.Aggregator` holds them all (``allowed_lateness=None``, exact for any input
+    order) and applies them in time order as its watermark moves up to the global one in steps
+    of :data:`STEP_WINDOWS` windows; so its in-flight jobs, workers, sweeps and window closings
+    reach the same time as in one process. Returns the rows of its snapshot, endpoints coded by
+    ``names``.
+
+    Why steps: the lifecycle kernel holds at most 64 open windows per endpoint, and when one
+    pass rolls the clock across more, the endpoints it already closed in the window where it
+    stops lose that window's worker-µs (see ``docs/dask.md``). Moving the watermark at most
+    :data:`STEP_WINDOWS` windows at a time never lets that happen; the results are otherwise
+    the same, since sweeps and closings depend only on event times and the watermark.
     """
     opts = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     opts.setdefault("job_capacity", max(1024, len(frame) // 3))  # sizing only: no effect on results
     agg = Aggregator(**opts, allowed_lateness=None)
     if len(frame):
-        agg.ingest(_columns(frame, names))
+        columns = _columns(frame, names)
+        agg.ingest(columns)
+        first = int(np.asarray(columns["ts"].cast(pa.int64())).min()) // agg.width
+        step = STEP_WINDOWS * agg.width
+        for target in range((first + STEP_WINDOWS) * agg.width, watermark, step):
+            agg.advance(np.datetime64(target, "us"))
     agg.flush()
     agg.advance(np.datetime64(watermark, "us"))
-    return agg.snapshot()
+    return rows_of(agg.snapshot(), names, agg.width)
+
+
+def rows_of(table: pa.Table, names: Sequence[str], width: int) -> RowBlock:
+    """The rows of a snapshot table (SPEC §4) as a :class:`~jobmetrics.windows.RowBlock`:
+    endpoints coded by ``names``, window indexes, the integer values and each histogram decoded
+    from its ``*_hdr`` bytes (non-zero buckets). Percentiles, means and averages are left out:
+    they are computed again from these when the merged rows become a table."""
+    n = table.num_rows
+    codes = pc.index_in(table.column("endpoint"), value_set=pa.array(list(names), type=pa.string()))
+    if codes.null_count:
+        unknown = table.column("endpoint").filter(pc.is_null(codes))[0].as_py()
+        raise ValueError(f"endpoint {unknown!r} is not among the {len(names)} endpoints of the log")
+    endpoint = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32)
+    start = pc.cast(table.column("window_start"), pa.int64()).to_numpy(zero_copy_only=False)
+    values = np.zeros((n, L.R_HIST - L.R_CNT), dtype=np.int64)
+    for name, col in _VALUE_COLUMNS.items():
+        values[:, col] = table.column(name).to_numpy(zero_copy_only=False)
+    rows: list[I32] = []
+    index: list[I32] = []
+    count: list[I64] = []
+    for metric in L.METRIC_NAMES:
+        r_parts: list[I32] = []
+        i_parts: list[I32] = []
+        c_parts: list[I64] = []
+        for r, blob in enumerate(table.column(f"{metric}_hdr").to_pylist()):
+            if blob is None:
+                continue
+            counts = codec.decode(blob).counts
+            nz = np.flatnonzero(counts)
+            r_parts.append(np.full(nz.size, r, dtype=np.int32))
+            i_parts.append(nz.astype(np.int32))
+            c_parts.append(counts[nz])
+        rows.append(_cat(r_parts, np.int32))
+        index.append(_cat(i_parts, np.int32))
+        count.append(_cat(c_parts, np.int64))
+    return RowBlock(endpoint, start // width, values, tuple(rows), tuple(index), tuple(count))
+
+
+def _cat(parts: list[npt.NDArray[Any]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+
+
+def _value_columns() -> dict[str, int]:
+    """Snapshot column -> its position in the row values (layout of :mod:`jobmetrics._kernels.layout`)."""
+    out = {name: i for i, name in enumerate(L.COUNTER_NAMES)}
+    out["in_queue"] = L.R_QUEUE - L.R_CNT
+    out["in_progress"] = L.R_PROGRESS - L.R_CNT
+    for k, state in enumerate(WORKER_STATES):
+        out[f"workers_{state}_us"] = L.R_WINT - L.R_CNT + k
+        out[f"workers_{state}_max"] = L.R_WMAX - L.R_CNT + k
+    return out
+
+
+_VALUE_COLUMNS = _value_columns()
 
 
 def late_partial(
-    endpoint: npt.NDArray[np.int32],
+    endpoint: I32,
     marks: I64,
-    names: Sequence[str],
     options: Mapping[str, Any],
     watermark: int,
-) -> pa.Table:
-    """Snapshot rows holding only ``late_events``: one per (endpoint, window of the marker).
+) -> RowBlock:
+    """Rows holding only ``late_events``: one per (endpoint, window of the marker).
 
     The single-process aggregator counts a late event with a marker at the watermark it met,
     which makes a row there if none exists; such a row's other columns come from the partitions
     (where none of them has the row, the endpoint had nothing there, so they are zero).
     """
-    agg = check_options(options)
-    spec = SnapshotSpec(agg.geometry, agg.quantiles)
-    window = marks // agg.width
+    width = check_options(options).width
+    window = marks // width
     if window.size:
-        key = np.stack([endpoint.astype(np.int64), window], axis=1)
+        key = np.stack([window, endpoint.astype(np.int64)], axis=1)
         uniq, counts = np.unique(key, axis=0, return_counts=True)
     else:
         uniq, counts = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    hw = _history_windows(options, width)
+    if hw is not None:  # the windows the aggregator forgets (closed, older than `history`)
+        keep = uniq[:, 0] >= watermark // width - hw + 1
+        uniq, counts = uniq[keep], counts[keep]
     values = np.zeros((uniq.shape[0], L.R_HIST - L.R_CNT), dtype=np.int64)
     values[:, L.C_LATE] = counts
-    hw = _history_windows(options, agg.width)
-    if hw is not None:
-        keep = uniq[:, 1] >= watermark // agg.width - hw + 1
-        uniq, values = uniq[keep], values[keep]
     e32, e64 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-    block = RowBlock(
-        endpoint=uniq[:, 0].astype(np.int32),
-        window=uniq[:, 1].copy(),
+    return RowBlock(
+        endpoint=uniq[:, 1].astype(np.int32),
+        window=uniq[:, 0].copy(),
         values=values,
         hist_row=(e32,) * L.N_METRICS,
         hist_index=(e32,) * L.N_METRICS,
         hist_count=(e64,) * L.N_METRICS,
     )
-    return to_table(block, list(names), width=agg.width, watermark=watermark, spec=spec)
 
 
 def _history_windows(options: Mapping[str, Any], width: int) -> int | None:
@@ -333,12 +406,53 @@ def _history_windows(options: Mapping[str, Any], width: int) -> int | None:
 
 
 # ---------------------------------------------------------------------------------- merge, output
-def merge(tables: Sequence[pa.Table], width: int, watermark: int) -> pa.Table:
-    """Partial snapshots of the same windows added exactly into one (rows of one (endpoint,
-    window) add up: counters, histograms, worker-µs, levels, and the most workers at once, which
-    only one partial holds per endpoint)."""
-    tables = [t for t in tables if t is not None]
-    return rollup(pa.concat_tables(tables), every=width, watermark=watermark)
+def merge(blocks: Sequence[RowBlock]) -> RowBlock:
+    """Partial rows added exactly: one row per (endpoint, window), its values summed and its
+    histograms added (the most workers at once too: only one partial holds an endpoint's workers,
+    the others add 0)."""
+    parts = [b for b in blocks if len(b)]
+    if not parts:
+        return blocks[0]
+    block = RowBlock.concat(parts, L.N_METRICS)
+    key = np.stack([block.window, block.endpoint.astype(np.int64)], axis=1)
+    uniq, group = np.unique(key, axis=0, return_inverse=True)
+    group = np.asarray(group, dtype=np.int64).reshape(-1)
+    values = np.zeros((uniq.shape[0], block.values.shape[1]), dtype=np.int64)
+    np.add.at(values, group, block.values)
+    rows: list[I32] = []
+    index: list[I32] = []
+    count: list[I64] = []
+    for m in range(L.N_METRICS):
+        r, i, c = _coalesce(group[block.hist_row[m]], block.hist_index[m], block.hist_count[m])
+        rows.append(r)
+        index.append(i)
+        count.append(c)
+    return RowBlock(
+        uniq[:, 1].astype(np.int32), uniq[:, 0].copy(), values, tuple(rows), tuple(index), tuple(count)
+    )
+
+
+def _coalesce(row: I64, idx: I32, cnt: I64) -> tuple[I32, I32, I64]:
+    """Histogram entries with repeated (row, bucket) summed, sorted by row then bucket."""
+    if row.size == 0:
+        return row.astype(np.int32), idx.astype(np.int32), cnt.astype(np.int64)
+    key = row.astype(np.int64) << 32 | idx.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key, cnt = key[order], cnt[order]
+    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    sums = np.add.reduceat(cnt, first)
+    key = key[first]
+    return (key >> 32).astype(np.int32), (key & 0xFFFFFFFF).astype(np.int32), sums
+
+
+def snapshot_of(
+    block: RowBlock, names: Sequence[str], options: Mapping[str, Any], watermark: int
+) -> pa.Table:
+    """The SPEC §4 table of merged rows: :func:`~jobmetrics.snapshot.to_table`, as the
+    single-process :meth:`~jobmetrics.Aggregator.snapshot` makes it."""
+    agg = check_options(options)
+    spec = SnapshotSpec(agg.geometry, agg.quantiles)
+    return to_table(block, list(names), width=agg.width, watermark=watermark, spec=spec)
 
 
 def empty_snapshot(options: Mapping[str, Any]) -> pa.Table:
@@ -346,9 +460,21 @@ def empty_snapshot(options: Mapping[str, Any]) -> pa.Table:
     return check_options(options).snapshot()
 
 
-def finish(table: pa.Table, output: str | os.PathLike[str] | None) -> pa.Table | None:
-    """Write ``table`` as Parquet at ``output`` (atomically: a temporary file beside it, then a
-    rename) and return None; return the table itself when ``output`` is None."""
+def finish(
+    block: RowBlock,
+    names: Sequence[str],
+    options: Mapping[str, Any],
+    watermark: int,
+    output: str | os.PathLike[str] | None,
+) -> pa.Table | None:
+    """The snapshot of the merged rows, written as Parquet at ``output`` (atomically: a temporary
+    file beside it, then a rename) where this runs, returning None; or returned when ``output``
+    is None."""
+    return write_or_return(snapshot_of(block, names, options, watermark), output)
+
+
+def write_or_return(table: pa.Table, output: str | os.PathLike[str] | None) -> pa.Table | None:
+    """``table`` written to ``output`` (None returned), or ``table`` itself when ``output`` is None."""
     if output is None:
         return table
     write_parquet(table, output)

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from dask.delayed import Delayed, delayed
 
+from ..windows import RowBlock
 from . import partials as P
 
 __all__ = ["aggregate_logs", "input_partitions"]
@@ -279,9 +280,8 @@ def run(
     endpoint's events together: wrong unless the input happens to be partitioned that way (the
     tests use it to show that the shuffle is needed).
     """
-    agg = P.check_options(options)
+    P.check_options(options)
     lateness = P.lateness_of(options)
-    width = agg.width
     # 1. normalise each input partition where it is read; keep it in the workers' memory
     prepared = [delayed(P.prepare, pure=True)(part, i) for i, part in enumerate(inputs)]
     prepared = list(_persist(*prepared))
@@ -290,14 +290,14 @@ def run(
     maxima = [s.max_ts for s in summaries]
     watermark = max(maxima, default=_NO_TIME)
     if watermark == _NO_TIME:  # no usable event at all
-        return P.finish(P.empty_snapshot(options), output)
+        return P.write_or_return(P.empty_snapshot(options), output)
     # 2. lateness in arrival order: each partition starts from the largest time before it
     before = np.maximum.accumulate([_NO_TIME, *maxima[:-1]]).tolist()
     marked = [
         delayed(P.mark, pure=True)(p, b, lateness, names, shuffle=shuffle)
         for p, b in zip(prepared, before, strict=True)
     ]
-    late = [delayed(_late_of, pure=True)(m, names, options, watermark) for m in marked]
+    late = [delayed(_late_of, pure=True)(m, options, watermark) for m in marked]
     frames: list[Delayed] = [delayed(_frame_of, pure=True)(m) for m in marked]
     # 3. shuffle: a job's events, and every worker event of an endpoint, into one partition
     if shuffle:
@@ -306,8 +306,9 @@ def run(
         frames = list(events.shuffle(on="route", npartitions=npartitions, shuffle_method=method).to_delayed())
     # 4. one Aggregator per partition; 5. exact tree merge; 6. written where the root runs
     partial = [delayed(P.aggregate_partition)(f, names, options, watermark) for f in frames]
-    root = _tree(partial + late, width, watermark, split_every)
-    result: pa.Table | None = _compute(delayed(P.finish)(root, None if output is None else str(output)))[0]
+    root = _tree(partial + late, split_every)
+    out = None if output is None else str(output)
+    result: pa.Table | None = _compute(delayed(P.finish)(root, names, options, watermark, out))[0]
     return result
 
 
@@ -315,19 +316,16 @@ def _frame_of(marked: P.Marked) -> Any:
     return marked.frame
 
 
-def _late_of(marked: P.Marked, names: Sequence[str], options: Mapping[str, Any], watermark: int) -> pa.Table:
-    return P.late_partial(marked.late_endpoint, marked.late_mark, names, options, watermark)
+def _late_of(marked: P.Marked, options: Mapping[str, Any], watermark: int) -> RowBlock:
+    return P.late_partial(marked.late_endpoint, marked.late_mark, options, watermark)
 
 
-def _tree(items: list[Delayed], width: int, watermark: int, split_every: int) -> Delayed:
-    """Merge ``items`` (partial snapshots) in a tree of fan-in ``split_every``."""
+def _tree(items: list[Delayed], split_every: int) -> Delayed:
+    """Merge ``items`` (partial rows) in a tree of fan-in ``split_every``."""
     if split_every < 2:
         raise ValueError(f"split_every must be >= 2, got {split_every!r}")
     level = items
     while True:
-        level = [
-            delayed(P.merge)(level[i : i + split_every], width, watermark)
-            for i in range(0, len(level), split_every)
-        ]
+        level = [delayed(P.merge)(level[i : i + split_every]) for i in range(0, len(level), split_every)]
         if len(level) == 1:
             return level[0]
