@@ -5,6 +5,7 @@
   per window and in total, and the worker gauges' worker-µs and maxima;
 * disorder within the allowed lateness gives the snapshot of the ordered log; duplicates are
   counted as duplicates and change nothing else;
+* the same holds for random endpoint parameters, disorder and duplicate rates (hypothesis);
 * a run is a pure function of its seed, and an endpoint's events do not depend on its neighbours;
 * the log is well formed: per job and per worker strictly increasing times, legal transitions
   only, pool limits, retry and webhook limits; every feature of the model shows up;
@@ -630,6 +631,16 @@ def test_each_format_reads_back_to_the_same_snapshot(
         assert back.equals(small.events)
     expected = aggregate(small.events).snapshot()
     assert aggregate(back).snapshot().equals(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"), [("log.parquet", "snappy"), ("log.arrow", "zstd"), ("log.arrow", "lz4")]
+)
+def test_compression(tmp_path: Path, small: SimulationResult, name: str, codec: str) -> None:
+    path = write_events(small.events, tmp_path / name, compression=codec)
+    assert _read_back(path).equals(small.events)
+    if name.endswith(".parquet"):
+        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == codec.upper()
 
 
 def test_jsonl_text_is_valid_json_with_escapes(tmp_path: Path) -> None:
