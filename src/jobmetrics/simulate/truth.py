@@ -200,8 +200,8 @@ class GroundTruth(Mapping[str, EndpointTruth]):
         for name, t in self.endpoints.items():
             for metric in DURATIONS:
                 n = t.durations[metric].size
-                parts["endpoint"].append(pa.array([name] * n, pa.string()))
-                parts["metric"].append(pa.array([metric] * n, pa.string()))
+                parts["endpoint"].append(pa.repeat(pa.scalar(name, pa.string()), n))
+                parts["metric"].append(pa.repeat(pa.scalar(metric, pa.string()), n))
                 parts["ts"].append(pa.array(t.durations_at[metric], pa.timestamp("ms", tz="UTC")))
                 parts["value_ms"].append(pa.array(t.durations[metric], pa.int64()))
         return pa.table(
