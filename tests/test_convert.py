@@ -476,3 +476,24 @@ def test_docstring_examples() -> None:
     module = importlib.import_module("jobmetrics.convert.swf")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_converted_logs_aggregate_alike_in_every_format(tmp_path: Path) -> None:
+    """What convert writes, aggregate_logs reads back to the same snapshot whatever the format."""
+    from jobmetrics.batch import aggregate_logs
+
+    pods = tmp_path / "pods.csv"
+    pods.write_text(PODS)
+    with pytest.raises(ValueError, match="is the input file"):
+        convert_alibaba_pods(pods, pods)
+    assert pods.read_text() == PODS
+    snapshots = []
+    for suffix in (".parquet", ".arrow", ".csv", ".jsonl"):
+        out = tmp_path / f"events{suffix}"
+        convert_alibaba_pods(pods, out, origin_ms=1_700_000_000_000)
+        snapshots.append(aggregate_logs(out, window="60s", allowed_lateness="0s"))
+    first = snapshots[0]
+    assert pc.sum(first.column("requests")).as_py() == 6
+    assert pc.sum(first.column("completed")).as_py() == 1
+    for other in snapshots[1:]:
+        assert other.equals(first)

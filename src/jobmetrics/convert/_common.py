@@ -23,6 +23,7 @@ __all__ = [
     "WORKER_SCHEMA",
     "Summary",
     "TimeOrder",
+    "check_output",
     "drop",
     "job_events",
     "ordered",
@@ -189,6 +190,12 @@ def _count(table: pa.Table, summary: Summary) -> pa.Table:
     for value, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
         summary.states[str(value)] += int(n)
     return table
+
+
+def check_output(source: str | Path, output: str | Path) -> None:
+    """Refuse to write the event log over its own input."""
+    if Path(output).resolve() == Path(source).resolve():
+        raise ValueError(f"the output {output} is the input file: choose another name")
 
 
 def output_format(path: Path, fmt: str | None = None) -> str:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from ._common import JOB_SCHEMA, Summary, drop, job_events, ordered, write_events
+from ._common import JOB_SCHEMA, Summary, check_output, drop, job_events, ordered, write_events
 
 __all__ = ["convert_alibaba_pods", "pod_events"]
 
@@ -198,6 +198,7 @@ def convert_alibaba_pods(
     path: str | Path, output: str | Path, *, fmt: str | None = None, **options: object
 ) -> Summary:
     """Convert a pod list into an event log file; ``options`` are those of :func:`pod_events`."""
+    check_output(path, output)
     summary = Summary(str(path))
     batches = pod_events(path, summary=summary, **options)  # type: ignore[arg-type]
     write_events(batches, output, JOB_SCHEMA, fmt)

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from ._common import JOB_SCHEMA, WORKER_SCHEMA, Summary, drop, job_events, ordered, write_events
+from ._common import JOB_SCHEMA, WORKER_SCHEMA, Summary, check_output, drop, job_events, ordered, write_events
 
 __all__ = [
     "cold_start_events",
@@ -227,6 +227,7 @@ def convert_alibaba_serverless(
 ) -> Summary:
     """Convert the request trace into an event log file; ``options`` are those of
     :func:`request_events`."""
+    check_output(path, output)
     summary = Summary(str(path))
     batches = request_events(path, summary=summary, **options)  # type: ignore[arg-type]
     write_events(batches, output, JOB_SCHEMA, fmt)
@@ -237,6 +238,7 @@ def convert_alibaba_cold_starts(
     path: str | Path, output: str | Path, *, fmt: str | None = None, endpoint: str = "basemodel-load"
 ) -> Summary:
     """Convert the base-model load samples into a worker event log file."""
+    check_output(path, output)
     summary = Summary(str(path))
     table = cold_start_events(path, endpoint=endpoint, summary=summary)
     write_events([table], output, WORKER_SCHEMA, fmt)

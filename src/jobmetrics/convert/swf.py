@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from ._common import JOB_SCHEMA, Summary, drop, job_events, ordered, write_events
+from ._common import JOB_SCHEMA, Summary, check_output, drop, job_events, ordered, write_events
 
 __all__ = ["EndpointBy", "UnknownStatus", "convert_swf", "swf_events"]
 
@@ -258,6 +258,7 @@ def convert_swf(
 
     ``options`` are those of :func:`swf_events`. Returns the :class:`Summary` of the conversion.
     """
+    check_output(path, output)
     summary = Summary(str(path))
     batches = swf_events(path, summary=summary, **options)  # type: ignore[arg-type]
     write_events(batches, output, JOB_SCHEMA, fmt)
