@@ -638,6 +638,27 @@ def test_command_stops_cleanly_on_sigterm(
     assert re.search(r"stopped after \d+ events", log.read_text())
 
 
+def test_receiver_waits_for_the_broker_and_reconnects(request: pytest.FixtureRequest, workdir: Path) -> None:
+    server, port = _redis_server(), free_port()
+    folder = workdir / "redis-reconnect"
+    folder.mkdir()
+    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(folder)]
+    rx = CeleryReceiver(Celery("r", broker=f"redis://127.0.0.1:{port}/0", set_as_current=False), Aggregator())
+    rx.start()
+    request.addfinalizer(rx.stop)
+    time.sleep(1.0)
+    assert not rx.ready.is_set()  # no broker yet: retrying
+    broker = _spawn(request, args, folder / "1.log")
+    assert rx.ready.wait(WAIT), "not connected once the broker is up"
+    kill_group(broker)
+    wait_for(lambda: not rx.ready.is_set(), "the receiver to notice the broker is gone", timeout=30)
+    _spawn(request, args, folder / "2.log")
+    assert rx.ready.wait(WAIT), "not connected again"
+    rx.stop()
+    assert rx._thread is None  # the thread ended
+
+
 COUNTERS = ("requests", "completed", "failed", "cancelled", "timed_out", "retried")
 QUALITY = (
     "duplicates",

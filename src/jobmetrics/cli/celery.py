@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import signal
 import socketserver
 import sys
@@ -199,6 +200,8 @@ def command(
         raise click.ClickException(str(exc)) from None
     if snapshot_every is not None and snapshot_dir is None:
         raise click.UsageError("--snapshot-every needs --snapshot-dir")
+    # broker trouble (the receiver's and kombu's warnings) goes to stderr with a time
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     every_s = 60.0 * (snapshot_every if snapshot_every is not None else 5.0)
 
     aggregator = Aggregator(window=window, allowed_lateness=allowed_lateness, history=history)

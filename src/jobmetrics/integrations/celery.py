@@ -59,6 +59,9 @@ WORKER_INITIALIZING = "worker-initializing"
 #: Celery's rule (``celery.events.state``): a worker is gone when no heartbeat came for 2 x freq.
 _HEARTBEAT_EXPIRY = 2.0
 
+#: Seconds between attempts to reach the broker: first, and at most (doubling in between).
+_RETRY_FIRST, _RETRY_MAX = 1.0, 30.0
+
 _QUEUED = "IN_QUEUE"
 _STARTED = "IN_PROGRESS"
 _WORKER_TYPES = frozenset({WORKER_INITIALIZING, "worker-online", "worker-heartbeat", "worker-offline"})
@@ -526,9 +529,11 @@ class CeleryReceiver:
                 super().on_consume_ready(*args, **kwargs)
                 owner.ready.set()
 
-            def on_consume_end(self, *args: Any, **kwargs: Any) -> None:
-                owner.ready.clear()
-                super().on_consume_end(*args, **kwargs)
+            def consume(self, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from super().consume(*args, **kwargs)
+                finally:  # stopped, or the connection is lost (ConsumerMixin.run reconnects)
+                    owner.ready.clear()
 
             def on_iteration(self) -> None:
                 now = time.monotonic()
@@ -552,14 +557,28 @@ class CeleryReceiver:
             self._receiver.capture(limit=limit, timeout=timeout, wakeup=wakeup)
 
     def run(self) -> None:
-        """Consume events until :meth:`stop`, reconnecting to the broker when the connection drops
-        (kombu's ``ConsumerMixin.run``)."""
+        """Consume events until :meth:`stop`, reconnecting when the broker cannot be reached or the
+        connection drops: kombu's ``ConsumerMixin.run`` while connected, and around it retries
+        every 1, 2, 4 … 30 s, each failure logged as a warning."""
         self._stopping.clear()
-        with self.app.connection_for_read() as connection:
-            self._receiver = self._make_receiver(connection)
-            if self._stopping.is_set():
+        delay = _RETRY_FIRST
+        while not self._stopping.is_set():
+            try:
+                with self.app.connection_for_read() as connection:
+                    self._receiver = self._make_receiver(connection)
+                    if not self._stopping.is_set():
+                        self._receiver.run()
                 return
-            self._receiver.run()
+            except Exception as exc:  # the broker: unreachable, refused, gone
+                if self.ready.is_set():
+                    delay = _RETRY_FIRST
+                self.ready.clear()
+                if self._stopping.is_set():
+                    return
+                uri = self.app.connection_for_read().as_uri()
+                _log.warning("cannot receive Celery events from %s (%s); retrying in %g s", uri, exc, delay)
+                self._stopping.wait(delay)
+                delay = min(2 * delay, _RETRY_MAX)
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` in a daemon thread and return it."""
