@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,7 +56,7 @@ from click.testing import CliRunner
 
 import celery_app
 from jobmetrics import Aggregator, HdrHistogram
-from jobmetrics.cli.celery import SnapshotWriter
+from jobmetrics.cli.celery import SnapshotWriter, load_app
 from jobmetrics.cli.celery import command as celery_command
 from jobmetrics.integrations.celery import WORKER_INITIALIZING, CeleryReceiver, report_worker_startup
 
@@ -435,6 +436,19 @@ def test_cli_checks_its_options() -> None:
     assert result.exit_code == 2 and "window" in result.output
     result = runner.invoke(celery_command, ["--broker", "memory://", "--allowed-lateness", "1s"])
     assert result.exit_code == 2 and "must be at least 2s, got '1s'" in result.output
+    result = runner.invoke(celery_command, [], env={"CELERY_BROKER_URL": None})
+    assert result.exit_code == 2 and "give the broker URL (--broker or CELERY_BROKER_URL)" in result.output
+    result = runner.invoke(celery_command, ["--app", "no_such_module_here"])
+    assert result.exit_code == 2 and "cannot load the Celery app 'no_such_module_here'" in result.output
+
+
+def test_cli_loads_the_app_as_celery_does() -> None:
+    assert load_app("celery_app", None) is celery_app.app  # the module's `app`
+    assert load_app("celery_app:app", None) is celery_app.app
+    with pytest.raises(click.BadParameter, match="'celery_app:QUEUES' is not a Celery app but tuple"):
+        load_app("celery_app:QUEUES", None)
+    fresh = load_app(None, "memory://")
+    assert fresh.conf.broker_url == "memory://" and fresh.conf.task_default_queue == "celery"
 
 
 # ---------------------------------------------------------------------------- a real cluster

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from ..aggregator import Aggregator
 from ..timeparse import parse_duration
 
-__all__ = ["SnapshotWriter", "command", "make_app"]
+__all__ = ["SnapshotWriter", "command", "load_app", "make_app"]
 
 #: Default port of the HTTP server.
 DEFAULT_PORT = 9890
@@ -127,6 +127,27 @@ class SnapshotWriter:
         return path
 
 
+def load_app(name: str | None, broker: str | None) -> Any:
+    """The Celery app the command listens with: the app ``name`` (``module`` or ``module:attr``,
+    found as ``celery -A`` finds it) or a new one, with ``broker`` as its broker when given."""
+    from celery import Celery
+    from celery.app.utils import find_app
+
+    if name is None:
+        if broker is None:
+            raise click.UsageError("give the broker URL (--broker or CELERY_BROKER_URL) or an app (--app)")
+        return Celery("jobmetrics", broker=broker, set_as_current=False)
+    try:
+        app = find_app(name)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot load the Celery app {name!r}: {exc}", param_hint="--app") from None
+    if not isinstance(app, Celery):
+        raise click.BadParameter(f"{name!r} is not a Celery app but {type(app).__name__}", param_hint="--app")
+    if broker is not None:
+        app.conf.update(broker_url=broker, broker_read_url=broker, broker_write_url=broker)
+    return app
+
+
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         us = parse_duration(value, name=param.name or "duration")
@@ -141,8 +162,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command(name="celery")
 @click.option(
-    "--broker", required=True, envvar="CELERY_BROKER_URL", metavar="URL",
-    help="Broker URL of the Celery cluster, e.g. redis://localhost:6379/0 (env CELERY_BROKER_URL).",
+    "--broker", envvar="CELERY_BROKER_URL", metavar="URL",
+    help="Broker URL of the Celery cluster, e.g. redis://localhost:6379/0 (env CELERY_BROKER_URL); "
+    "needed unless --app gives it.",
+)  # fmt: skip
+@click.option(
+    "-A", "--app", "app_name", metavar="MODULE[:NAME]",
+    help="Use this Celery app's configuration (broker, transport options, task routes, default "
+    "queue), as `celery -A` finds it.",
 )  # fmt: skip
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
@@ -155,7 +182,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
 )  # fmt: skip
 @click.option(
     "--worker-endpoint", default=None, metavar="NAME",
-    help="Endpoint of the worker events (default: the default queue, 'celery').",
+    help="Endpoint of the worker events (default: the app's default queue; 'celery' without --app).",
 )  # fmt: skip
 @click.option("--window", default="60s", show_default=True, callback=_duration, help="Window width.")
 @click.option(
@@ -176,7 +203,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Minutes between snapshot files (needs --snapshot-dir; default 5).",
 )  # fmt: skip
 def command(
-    broker: str,
+    broker: str | None,
+    app_name: str | None,
     port: int,
     host: str,
     endpoint_by: str,
@@ -193,8 +221,6 @@ def command(
     set task_send_sent_event on the clients for queue times. Runs until SIGINT or SIGTERM.
     """
     try:
-        from celery import Celery
-
         from ..integrations.celery import CeleryReceiver
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
@@ -205,7 +231,7 @@ def command(
     every_s = 60.0 * (snapshot_every if snapshot_every is not None else 5.0)
 
     aggregator = Aggregator(window=window, allowed_lateness=allowed_lateness, history=history)
-    app = Celery("jobmetrics", broker=broker, set_as_current=False)
+    app = load_app(app_name, broker)
     # a task held for its task-sent is recorded up to sent_grace (+ the 1 s housekeeping period)
     # after its time: keep that well within the lateness
     lateness_s = parse_duration(allowed_lateness, name="allowed_lateness") / 1e6
