@@ -321,3 +321,37 @@ def test_a_failed_save_keeps_the_previous_file(saved: Path, monkeypatch: pytest.
         Aggregator().save(saved)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary file left
+
+
+def test_worker_time_survives_a_clock_roll_that_stops_for_room() -> None:
+    """Rolling the clock over more windows than an endpoint's ring of open rows holds stops for
+    room; the windows already rolled must not lose their worker-µs when the roll resumes, or a
+    batch boundary (and so a save) would move a window's worker time elsewhere."""
+    from reference import run
+
+    base = 1_700_000_000_000_000
+    params = Params(window_us=1_000_000, allowed_lateness_us=0, sweep_interval_us=2_000_000,
+                    orphans="drop", worker_ttl_us=30_000_000)  # fmt: skip
+    events = [
+        Event(base + 1_261_000, "sdxl", "job-3", "IN_QUEUE"),
+        Event(base + 1_262_000, "llama", "job-2", "IN_QUEUE"),  # in flight: llama has a row per window
+        Event(base + 3_032_000, "sdxl", "job-3", "CANCELLED"),
+        Event(base + 179_861_000, "sdxl", None, "INITIALIZING", kind="worker", worker_id="w-0"),
+        Event(base + 219_000_000, "sdxl", None, "THROTTLED", kind="worker", worker_id="w-0"),
+    ]
+    want = {
+        (ep, start): row.counts["workers_initializing_us"]
+        for (ep, start), row in run(events, params).snapshot().items()
+    }
+    for cut in (None, 3):
+        agg = aggregator(params)
+        parts = [events] if cut is None else [events[:cut], events[cut:]]
+        for part in parts:
+            agg.ingest(events_to_table(part))
+        agg.flush()
+        table = agg.snapshot()
+        starts = table["window_start"].cast(pa.int64()).to_pylist()
+        got = dict(zip(zip(table["endpoint"].to_pylist(), starts, strict=True),
+                       table["workers_initializing_us"].to_pylist(), strict=True))  # fmt: skip
+        assert got == want
+        assert sum(got.values()) == 210_000_000 - 179_861_000  # initializing until lost at 210 s

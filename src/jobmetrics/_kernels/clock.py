@@ -145,6 +145,13 @@ def roll_to(w_target, slot_of, rows, row_free, epa, st, cfg):
     while clock < w_target:
         if st[ST_ROW_TOP] < n_ep:
             return NEED_ROWS
+        # Check every endpoint's ring slot before closing any gauges of this window: the loop
+        # below zeroes each endpoint's running worker-µs as it goes, so stopping half-way for room
+        # and redoing the window would lose the worker-µs of the endpoints already done.
+        ring = clock & (RING - 1)
+        for e in range(n_ep):
+            if slot_of[e, ring] >= 0 and find_row(slot_of, rows, e, clock) < 0 and _endpoint_active(epa, e):
+                return NEED_RING
         end = (clock + 1) * width
         for e in range(n_ep):
             r = find_row(slot_of, rows, e, clock)
