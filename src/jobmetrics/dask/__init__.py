@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "install it with: pip install 'jobmetrics[dask]'"
     ) from exc
 
+from .partials import kernel_cache_stats
 from .pipeline import aggregate_logs, input_partitions
 
-__all__ = ["aggregate_logs", "input_partitions"]
+__all__ = ["aggregate_logs", "input_partitions", "kernel_cache_stats"]

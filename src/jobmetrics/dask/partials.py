@@ -54,6 +54,7 @@ __all__ = [
     "check_options",
     "empty_snapshot",
     "finish",
+    "kernel_cache_stats",
     "late_partial",
     "lateness_of",
     "mark",
@@ -495,3 +496,28 @@ def write_parquet(table: pa.Table, output: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------------------- numba's cache
+def kernel_cache_stats() -> dict[str, int]:
+    """How this process got its compiled kernels: ``hits`` (machine code loaded from numba's
+    on-disk cache), ``misses`` (compiled here, then cached) and ``kernels`` (dispatchers that
+    have compiled or loaded something). Run it on the workers with ``client.run`` to check that
+    tasks reuse cached code instead of compiling."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    from .. import _kernels
+
+    hits = misses = kernels = 0
+    for info in pkgutil.iter_modules(_kernels.__path__):
+        module = importlib.import_module(f"{_kernels.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
+                stats = value.stats
+                h, m = sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+                hits, misses = hits + h, misses + m
+                kernels += bool(h or m)
+    return {"hits": hits, "misses": misses, "kernels": kernels}

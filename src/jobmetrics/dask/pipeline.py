@@ -184,6 +184,8 @@ def _scheduler(address: str | None, client: Any) -> Iterator[Any]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # no dashboard; the scheduler's other HTTP routes on a free port of 127.0.0.1, not 8787
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         ) as cluster,
         _Client(cluster, set_as_default=False) as c,
