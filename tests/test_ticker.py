@@ -188,3 +188,12 @@ def test_ticker_runs_while_threads_record() -> None:
     totals = [agg.totals(ep) for ep in ("ep0", "ep1")]
     assert sum(t["requests"] for t in totals) == n_threads * per_thread
     assert sum(t["late_events"] for t in totals) == 0
+
+
+def test_module_example_runs() -> None:
+    import doctest
+
+    import jobmetrics.ticker
+
+    result = doctest.testmod(jobmetrics.ticker)
+    assert result.attempted >= 3 and result.failed == 0
