@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -157,3 +158,16 @@ def test_real_process(tmp_path: Path, log: pa.Table) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "input not found" in proc.stderr
+
+
+def test_allowed_lateness_none_is_the_exact_mode(tmp_path: Path, log: pa.Table) -> None:
+    shuffled = log.take(pa.array(np.random.default_rng(5).permutation(log.num_rows)))
+    path = tmp_path / "shuffled.parquet"
+    pq.write_table(shuffled, path)
+    out = tmp_path / "s.parquet"
+    code, output = invoke(path, "-o", out, "--allowed-lateness", "none")
+    assert code == 0, output
+    written = pq.read_table(out)
+    assert written.equals(aggregate_logs(path, exact_order=True))
+    assert set(written.column("late_events").to_pylist()) == {0}
+    assert written.equals(aggregate_logs(path)) is False  # streaming would count late events

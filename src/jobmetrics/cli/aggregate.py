@@ -65,7 +65,7 @@ def _quantiles(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 )  # fmt: skip
 @click.option(
     "--allowed-lateness", default="5s", show_default=True, callback=_duration,
-    help="How far out of order events may arrive; older ones are counted as late.",
+    help="How far out of order events may arrive; older ones are counted as late ('none': as --exact-order).",
 )  # fmt: skip
 @click.option(
     "--exact-order", is_flag=True,
