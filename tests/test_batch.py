@@ -460,3 +460,19 @@ def test_job_table_is_sized_from_the_input(tmp_path: Path, log: pa.Table) -> Non
     big = [Source(Path("x.csv"), "csv", False, 10**12)]
     assert job_capacity_for(big) == MAX_JOB_CAPACITY
     assert job_capacity_for([Source(Path("x.csv"), "csv", False, 10)]) == 1024
+
+
+def test_empty_files_and_crlf_lines(tmp_path: Path) -> None:
+    lines = [
+        '{"ts": 1700000000000, "endpoint": "e", "job_id": "a", "state": "IN_QUEUE"}',
+        '{"ts": 1700000000500, "endpoint": "e", "job_id": "a", "state": "IN_PROGRESS"}',
+        '{"ts": 1700000001000, "endpoint": "e", "job_id": "a", "state": "COMPLETED"}',
+    ]
+    (tmp_path / "crlf.jsonl").write_bytes("\r\n".join(lines).encode())  # no final line break either
+    for name in ("empty.csv", "empty.parquet", "empty.jsonl"):
+        (tmp_path / name).write_bytes(b"")
+    result = run(tmp_path)
+    assert result.summary.events_read == 3 and result.summary.rejected == 0
+    assert result.table.column("completed").to_pylist() == [1]
+    assert result.table.column("execution_time_count").to_pylist() == [1]
+    assert run(tmp_path / "empty.csv").table.num_rows == 0

@@ -266,6 +266,8 @@ def read_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     report = on_malformed or _ignore
+    if source.size == 0:  # an empty file holds no events, whatever its format
+        return
     readers = {"parquet": _read_parquet, "ipc": _read_ipc, "csv": _read_csv, "jsonl": _read_jsonl}
     try:
         yield from readers[source.format](source, batch_size, use_threads, report)
