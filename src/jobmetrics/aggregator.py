@@ -401,7 +401,8 @@ class Aggregator:
         self, interval: Duration | float = "1s", *, clock: Callable[[], Any] | None = None
     ) -> Ticker:
         """Start a daemon thread that calls :meth:`tick` every ``interval`` (a duration such as
-        ``"1s"``, or µs); returns the :class:`~jobmetrics.ticker.Ticker` (a context manager).
+        ``"1s"`` or a ``timedelta``, µs as an int, seconds as a float; at least 1 ms); returns the
+        :class:`~jobmetrics.ticker.Ticker` (a context manager).
 
         ``clock`` returns the time to tick to (anything :meth:`tick` accepts; default: the wall
         clock). Stop it with :meth:`stop_ticker`, :meth:`close`, ``Ticker.stop()`` or by leaving
