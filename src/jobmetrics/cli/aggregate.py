@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 import click
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
@@ -150,18 +152,36 @@ def command(
 
 
 def _run_dask(paths: tuple[str, ...], output: str, address: str, config: dict[str, Any]) -> Summary:
+    """Aggregate on a Dask cluster with :func:`jobmetrics.dask.aggregate_logs`, which takes the
+    aggregator's options: the order-exact mode is ``allowed_lateness=None`` there; the endpoint
+    filter and strict mode are not available."""
+    unsupported = [flag for flag, key in (("--endpoint", "endpoints"), ("--strict", "strict")) if config[key]]
+    if unsupported:
+        raise click.UsageError(f"{' and '.join(unsupported)} cannot be used with --dask")
     try:
         jm_dask = importlib.import_module("jobmetrics.dask")
     except ImportError as exc:
         raise click.ClickException(
             f"--dask needs the Dask integration: pip install 'jobmetrics[dask]' ({exc})"
         ) from None
+    options = {
+        "window": config["window"],
+        "quantiles": config["quantiles"],
+        "significant_figures": config["significant_figures"],
+        "allowed_lateness": None if config["exact_order"] else config["allowed_lateness"],
+    }
     started = time.perf_counter()
-    table = jm_dask.aggregate_logs(list(paths), output, address=address, **config)
-    summary = summarize_snapshot(table)
+    table = jm_dask.aggregate_logs(list(paths), output, address=address, **options)
+    seconds = time.perf_counter() - started
+    if table is None:  # written by a worker: read the figures back when the file is visible here
+        try:
+            table = pq.read_table(output)
+        except (OSError, pa.ArrowException):
+            table = None
+    summary = Summary() if table is None else summarize_snapshot(table)
     summary.files = list(paths)
     summary.output = os.fspath(output)
-    summary.seconds = time.perf_counter() - started
+    summary.seconds = seconds
     return summary
 
 
