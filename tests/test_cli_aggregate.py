@@ -171,3 +171,11 @@ def test_allowed_lateness_none_is_the_exact_mode(tmp_path: Path, log: pa.Table) 
     assert written.equals(aggregate_logs(path, exact_order=True))
     assert set(written.column("late_events").to_pylist()) == {0}
     assert written.equals(aggregate_logs(path)) is False  # streaming would count late events
+
+
+def test_dask_refuses_options_it_cannot_honour(tmp_path: Path, log_file: Path) -> None:
+    code, output = invoke(
+        log_file, "-o", tmp_path / "s.parquet", "--dask", "local", "-e", "ep-01", "--strict"
+    )
+    assert code == 2
+    assert "--endpoint and --strict cannot be used with --dask" in output

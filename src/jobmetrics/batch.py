@@ -43,6 +43,8 @@ __all__ = [
     "RejectedEvent",
     "Summary",
     "aggregate_logs",
+    "job_capacity_for",
+    "progress_bar",
     "run",
     "summarize_snapshot",
 ]
