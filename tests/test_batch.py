@@ -476,3 +476,12 @@ def test_empty_files_and_crlf_lines(tmp_path: Path) -> None:
     assert result.table.column("completed").to_pylist() == [1]
     assert result.table.column("execution_time_count").to_pylist() == [1]
     assert run(tmp_path / "empty.csv").table.num_rows == 0
+
+
+def test_arrow_ipc_stream_format(tmp_path: Path, log: pa.Table) -> None:
+    path = tmp_path / "events.arrows.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, log.schema) as writer:
+        writer.write_table(log, max_chunksize=3000)
+    result = run(path, batch_size=1000)
+    assert result.table.equals(direct(log))
+    assert result.summary.events_read == log.num_rows
