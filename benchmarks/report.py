@@ -475,7 +475,7 @@ def _capped_note(results: list[Result]) -> str:
         )
         label = ran[0].sketch_label if ran else key
         notes.append(f"{label} is fed at most {fmt_n(cap)} values{speed}; larger sets show – in the tables.")
-    return " " + " ".join(notes) if notes else ""
+    return " ".join(notes)
 
 
 def _parts(results: list[Result]) -> int:
@@ -558,6 +558,7 @@ def _pyplot() -> Any:
 
 
 FLOOR = 1e-6  # relative errors of 0 are drawn at this level on the log axes
+INF_AT = 10.0  # and infinite ones (an estimate off an exact 0) at this one
 
 
 def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
@@ -577,7 +578,7 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
                 if r is None or r.skipped:
                     continue
                 color, marker = STYLE.get(k, ("grey", "o"))
-                y = [max(e, FLOOR) if math.isfinite(e) else 10.0 for e in r.errors]
+                y = [max(e, FLOOR) if math.isfinite(e) else INF_AT for e in r.errors]
                 ax.plot(range(len(r.quantiles)), y, marker=marker, color=color, label=sketch_labels[k])
                 qs = r.quantiles
             for bound, text, dy in ((1 / 128, "bound at 2 s.f.", -9), (0.01, "DDSketch α", 2)):
@@ -590,7 +591,7 @@ def plot_accuracy(results: list[Result], img_dir: Path) -> list[Path]:
             ax.set_xlabel("quantile")
             ax.set_title(title)
             ax.grid(True, which="major", alpha=0.3)
-        axes[0].set_ylabel(f"relative error (0 drawn at {FLOOR:g})")
+        axes[0].set_ylabel(f"relative error (0 drawn at {FLOOR:g}, ∞ at {INF_AT:g})")
         n = next(r.n for r in top if r.dataset == s)
         fig.suptitle(f"{s}: {set_labels[s]} ({fmt_n(n)} values)")
         axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
