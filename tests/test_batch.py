@@ -485,3 +485,33 @@ def test_arrow_ipc_stream_format(tmp_path: Path, log: pa.Table) -> None:
     result = run(path, batch_size=1000)
     assert result.table.equals(direct(log))
     assert result.summary.events_read == log.num_rows
+
+
+def test_json_lines_whose_types_clash_are_read_one_by_one(tmp_path: Path) -> None:
+    """ts as a number on some lines and as text on others (Arrow refuses the block), one line longer
+    than Arrow's default block, and a bad line: every good line is read, in order."""
+    lines = []
+    for i in range(40):
+        ts: object = BASE_MS + 1000 * i
+        if i % 3 == 0:
+            ts = pc.strftime(pa.array([ts * 1000], type=pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%SZ")[
+                0
+            ].as_py()
+        row = {
+            "ts": ts,
+            "endpoint": "e",
+            "job_id": f"j{i // 3}",
+            "state": ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"][i % 3],
+        }
+        if i == 7:
+            row["note"] = "x" * (2 << 20)
+        lines.append(json.dumps(row))
+    lines.insert(20, "{broken")
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run(path)
+    s = result.summary
+    assert s.events_read == 40 and s.malformed == 1
+    assert [(x.number, x.reason) for x in s.samples] == [(21, "not JSON")]
+    totals = {c: sum(result.table.column(c).to_pylist()) for c in ("requests", "completed", "orphans")}
+    assert totals == {"requests": 14, "completed": 13, "orphans": 0}

@@ -570,7 +570,7 @@ def _parse_lines(
     group_numbers: list[int] = []
     for ln, number in zip(lines, numbers.tolist(), strict=True):
         try:
-            one = pjson.read_json(io.BytesIO(ln + b"\n"))
+            one = pjson.read_json(io.BytesIO(ln + b"\n"), read_options=_json_options(False, len(ln) + 1))
         except pa.ArrowInvalid as exc:
             text = _shorten(ln.decode("utf-8", "replace"))
             report(Malformed(source, number, "not JSON", str(exc), text))
