@@ -198,12 +198,19 @@ def test_rejections_workers_and_spill_survive(tmp_path: Path) -> None:
 
 
 def test_state_info_and_options(tmp_path: Path) -> None:
-    agg = Aggregator(window=timedelta(minutes=1), allowed_lateness=None, orphans="drop", staging_size=77)
+    agg = Aggregator(
+        window=timedelta(minutes=1),
+        allowed_lateness=None,
+        job_ttl=np.timedelta64(2, "h"),  # type: ignore[arg-type]
+        orphans="drop",
+        staging_size=77,
+    )
     agg.record(ts=T0, endpoint="a", job_id="j", state="IN_QUEUE")
     agg.save(tmp_path / "s.arrow")
     info = read_state_info(tmp_path / "s.arrow")
     assert info["version"] == FORMAT_VERSION
     assert info["options"]["window"] == 60_000_000 and info["options"]["allowed_lateness"] is None
+    assert info["options"]["job_ttl"] == 7_200_000_000
     assert info["endpoints"] == ["a"] and info["staging_size"] == 77
     restored = Aggregator.load(tmp_path / "s.arrow")
     assert restored._staging_size == 77 and restored.held_events() == 1  # held until flush

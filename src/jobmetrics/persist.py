@@ -55,11 +55,13 @@ _HELD_COLUMNS: Final = ("ts", "kind", "endpoint", "job", "state", "worker", "sta
 
 
 def _option(value: Any, name: str) -> Any:
-    """An option as JSON: durations given as ``timedelta`` become µs."""
-    if isinstance(value, timedelta):
+    """An option as JSON: durations given as ``timedelta`` or ``numpy.timedelta64`` become µs."""
+    if isinstance(value, timedelta | np.timedelta64):
         return parse_duration(value, name=name)
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, tuple | list):
+        return [float(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
     return value
 
 
