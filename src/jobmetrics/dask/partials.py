@@ -46,7 +46,6 @@ from ..windows import RowBlock
 
 __all__ = [
     "COLUMNS",
-    "STEP_WINDOWS",
     "Marked",
     "Prepared",
     "Summary",
@@ -75,8 +74,6 @@ _NO_TIME = np.iinfo(np.int64).min
 #: Columns of the shuffled frame: event time, packed event (see :func:`pack`) and routing key.
 COLUMNS: dict[str, type[np.generic]] = {"ts": np.int64, "id": np.int64, "code": np.int64, "route": np.int64}
 
-#: Windows the watermark of a partition moves at a time (fewer than the kernel's 64 open windows).
-STEP_WINDOWS = 32
 #: Options that :func:`aggregate_partition` sets itself (events reach it already judged).
 _OWN_OPTIONS = ("allowed_lateness",)
 _WORKER_ROUTE_SALT = np.int64(-0x61C8864680B583EB)  # keeps endpoint routes apart from job keys
@@ -281,28 +278,16 @@ def aggregate_partition(
     """Window rows of one shuffled partition, advanced to the global ``watermark`` (µs).
 
     The events are already judged (late ones removed), so the partition's
-    :class:`~jobmetrics.Aggregator` holds them all (``allowed_lateness=None``, exact for any input
-    order) and applies them in time order as its watermark moves up to the global one in steps
-    of :data:`STEP_WINDOWS` windows; so its in-flight jobs, workers, sweeps and window closings
-    reach the same time as in one process. Returns the rows of its snapshot, endpoints coded by
-    ``names``.
-
-    Why steps: the lifecycle kernel holds at most 64 open windows per endpoint, and when one
-    pass rolls the clock across more, the endpoints it already closed in the window where it
-    stops lose that window's worker-µs (see ``docs/dask.md``). Moving the watermark at most
-    :data:`STEP_WINDOWS` windows at a time never lets that happen; the results are otherwise
-    the same, since sweeps and closings depend only on event times and the watermark.
+    :class:`~jobmetrics.Aggregator` holds them all and applies them in time order at the end
+    (``allowed_lateness=None``, exact for any input order); then its watermark moves to the
+    global one, so its in-flight jobs, workers, sweeps and window closings reach the same time as
+    in one process. Returns the rows of its snapshot, endpoints coded by ``names``.
     """
     opts = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
     opts.setdefault("job_capacity", max(1024, len(frame) // 3))  # sizing only: no effect on results
     agg = Aggregator(**opts, allowed_lateness=None)
     if len(frame):
-        columns = _columns(frame, names)
-        agg.ingest(columns)
-        first = int(np.asarray(columns["ts"].cast(pa.int64())).min()) // agg.width
-        step = STEP_WINDOWS * agg.width
-        for target in range((first + STEP_WINDOWS) * agg.width, watermark, step):
-            agg.advance(np.datetime64(target, "us"))
+        agg.ingest(_columns(frame, names))
     agg.flush()
     agg.advance(np.datetime64(watermark, "us"))
     return rows_of(agg.snapshot(), names, agg.width)
