@@ -36,7 +36,7 @@ N_EVENTS = 200_000
 N_EVENTS_DISABLED = 5_000
 N_ENDPOINTS = 10
 RATE_PER_S = 1000.0
-ROUNDS = 5
+ROUNDS = 9
 
 Row = tuple[int, str, str, str]
 
