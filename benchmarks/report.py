@@ -305,6 +305,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_seconds(s: float) -> str:
+    s = float(f"{s:.3g}")  # round first, so that 999.6 ns reads 1 µs, not 1000 ns
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if s >= scale:
             v = s / scale

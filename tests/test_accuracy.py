@@ -186,6 +186,7 @@ def test_formatting() -> None:
     assert report.fmt_bytes(35040) == "34.2 KiB"
     assert report.fmt_seconds(2.5e-6) == "2.5 µs"
     assert report.fmt_seconds(0.00095) == "950 µs"
+    assert report.fmt_seconds(999.6e-9) == "1 µs"
     assert report.fmt_n(10**7) == "10^7"
     assert report.fmt_n(28476) == "28 476"
 
