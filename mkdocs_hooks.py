@@ -6,6 +6,9 @@ not exist, and ``mkdocs build --strict`` rejects the link. :func:`on_page_markdo
 relative link that leaves ``docs/`` and names a file or folder that exists in the repository into a
 link to it on the repository's web page (``repo_url``). A link to a missing file is left alone, so
 the strict build still fails on it.
+
+The docstrings use Sphinx roles (``:class:`~jobmetrics.Aggregator```), which mkdocstrings leaves as
+text; :func:`on_page_content` shows them as plain code (``Aggregator``), as Sphinx would.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["on_page_markdown"]
+__all__ = ["on_page_content", "on_page_markdown"]
 
 _LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")
+_ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj|const):<code>(~?)([^<]+)</code>")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -54,3 +58,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         return f"{match.group(1)}{repo_url}/{kind}/main/{path}{anchor}{match.group(4)}"
 
     return _LINK.sub(rewrite, markdown)
+
+
+def _role(match: re.Match[str]) -> str:
+    target = match.group(2)
+    shown = target.rsplit(".", 1)[-1] if match.group(1) else target
+    return f"<code>{shown}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Sphinx cross-reference roles left in rendered docstrings, shown as code."""
+    return _ROLE.sub(_role, html)

@@ -91,3 +91,16 @@ def test_links_out_of_docs_point_at_the_repository() -> None:
     assert "[gone](../../no-such-file.md)" in out  # left for the strict build to reject
     assert "[inside](../histogram.md)" in out
     assert "[web](https://x.org/a.md)" in out
+
+
+def test_sphinx_roles_in_docstrings_read_as_code() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import mkdocs_hooks
+
+    html = (
+        "see :class:<code>~jobmetrics.windows.RowBlock</code> and :meth:<code>flush</code>; "
+        "a :b:<code>c</code>"
+    )
+    out = mkdocs_hooks.on_page_content(html, None, None, None)
+    assert out == "see <code>RowBlock</code> and <code>flush</code>; a :b:<code>c</code>"
