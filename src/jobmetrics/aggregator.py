@@ -108,6 +108,14 @@ class Aggregator:
     job_capacity:
         Expected jobs in memory at once: sizes the job table up front (it grows when needed).
 
+    Notes
+    -----
+    :meth:`record` may be called from any number of threads and from asyncio code (it takes no
+    lock and does no I/O); everything else runs under one re-entrant lock. :meth:`tick` or a
+    background :meth:`start_ticker` closes windows by processing time; :meth:`consistent` makes
+    several queries see one state; :meth:`save` / :meth:`restore` carry the whole state across a
+    restart. See docs/aggregator.md and docs/persistence.md.
+
     Examples
     --------
     >>> agg = Aggregator(window="60s", allowed_lateness="0s")
