@@ -29,6 +29,14 @@ from benchmarks.accuracy.study import run_dataset  # noqa: E402
 
 from jobmetrics.geometry import Geometry  # noqa: E402
 
+
+@pytest.fixture
+def peers() -> None:
+    """The peer sketches of the study (the ``bench`` extra)."""
+    for module in ("hdrh.histogram", "ddsketch", "fastdigest", "tdigest"):
+        pytest.importorskip(module)
+
+
 # ------------------------------------------------------------------------------ the error measure
 
 
@@ -143,7 +151,7 @@ def test_jobmetrics_stays_within_its_documented_bound_on_every_data_set(figures:
     assert bound / 8 < worst_seen < bound
 
 
-def test_every_sketch_of_the_study_runs_and_counts_every_value() -> None:
+def test_every_sketch_of_the_study_runs_and_counts_every_value(peers: None) -> None:
     ds = synthetic("bimodal", 3000)
     results = run_dataset(ds, make_sketches(highest_for(ds.values)), parts=10)
     assert len(results) == 14
@@ -191,7 +199,7 @@ def test_formatting() -> None:
     assert report.fmt_n(28476) == "28 476"
 
 
-def test_quick_report_writes_its_section_and_plots(tmp_path: Path) -> None:
+def test_quick_report_writes_its_section_and_plots(tmp_path: Path, peers: None) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text(
         f"# Benchmarks\n\nkept as is\n\n{report.BEGIN}\nstale\n{report.END}\n\n## After\n\nkept too\n"
