@@ -360,3 +360,39 @@ def test_worker_time_survives_a_clock_roll_that_stops_for_room() -> None:
                        table["workers_initializing_us"].to_pylist(), strict=True))  # fmt: skip
         assert got == want
         assert sum(got.values()) == 210_000_000 - 179_861_000  # initializing until lost at 210 s
+
+
+def test_save_while_threads_record(tmp_path: Path) -> None:
+    """Saves taken while four threads record each capture one moment: a restored state holds some
+    R events, and feeding it every event again gives all N requests and exactly R duplicates."""
+    import threading
+
+    n_threads, per_thread = 4, 5_000
+    agg = Aggregator(window="10s", allowed_lateness=None, staging_size=250)
+
+    def events(k: int) -> list[tuple[int, str, str]]:
+        return [(T0 + i, f"ep{k}", f"{k}-{i}") for i in range(per_thread)]
+
+    def write(k: int) -> None:
+        for ts, endpoint, job in events(k):
+            agg.record(ts=ts, endpoint=endpoint, job_id=job, state="IN_QUEUE")
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    paths: list[Path] = []
+    while any(t.is_alive() for t in threads) or not paths:
+        paths.append(tmp_path / f"s{len(paths)}.arrow")
+        agg.save(paths[-1])
+    for t in threads:
+        t.join()
+    for path in [paths[0], paths[len(paths) // 2], paths[-1]]:
+        restored = Aggregator.restore(path)
+        seen = restored.held_events()  # allowed_lateness=None: nothing applied before flush
+        for k in range(n_threads):
+            for ts, endpoint, job in events(k):
+                restored.record(ts=ts, endpoint=endpoint, job_id=job, state="IN_QUEUE")
+        restored.flush()
+        totals = [restored.totals(ep) for ep in restored.endpoints()]
+        assert sum(t["requests"] for t in totals) == n_threads * per_thread
+        assert sum(t["duplicates"] for t in totals) == seen
