@@ -937,3 +937,43 @@ def test_reset_and_copy_are_independent() -> None:
     assert c.count_at(3) == 1
     with pytest.raises(ValueError):
         c.counts[0] = 1  # the counts view is read-only
+
+
+# -- single values are staged, then counted in batches -------------------------------------------
+
+
+@given(
+    values=st.lists(st.integers(0, 10**9), max_size=9000),
+    cuts=st.lists(st.integers(0, 9000), max_size=4),
+)
+def test_values_recorded_one_at_a_time_equal_one_batch(values: list[int], cuts: list[int]) -> None:
+    """Staged single values are counted exactly as one array, whatever queries run in between
+    (every query, merge, copy and encoding sees the staged values)."""
+    one_by_one = HdrHistogram(1, 10**9, 2)
+    cut_at = set(cuts)
+    for i, v in enumerate(values):
+        if i in cut_at:  # a read in the middle drains what is staged so far
+            assert one_by_one.total_count == i
+        one_by_one.record(v)
+    batch = HdrHistogram(1, 10**9, 2)
+    batch.record(np.asarray(values, dtype=np.int64))
+    assert one_by_one.total_count == len(values)
+    assert np.array_equal(one_by_one.counts, batch.counts)
+    assert one_by_one == batch
+
+
+def test_staged_values_reach_pickles_merges_and_encodings() -> None:
+    h = HdrHistogram(1, 10**6, 2)
+    for v in (5, 70, 900, 900, 123_456):
+        h.record(v)
+    assert pickle.loads(pickle.dumps(h)).total_count == 5
+    h2 = HdrHistogram(1, 10**6, 2)
+    h2.record(7)
+    assert (h2 + h).total_count == 6
+    assert HdrHistogram.decode(h2.encode()).total_count == 1
+    h2.record(8)
+    h2.add(h)
+    assert h2.total_count == 7 and h2.max >= 123_456
+    with pytest.raises(ValueError, match="10000000"):
+        h.record(10_000_000)  # far beyond highest: the checked path, not the stage
+    assert h.total_count == 5

@@ -79,11 +79,13 @@ class HdrHistogram:
 
     __slots__ = (
         "_clamp_to",
-        "_counts",
+        "_dense",
         "_geometry",
         "_half",
         "_out_of_range",
-        "_total",
+        "_stage",
+        "_stage_max",
+        "_sum",
         "_unit",
         "clamped_count",
     )
@@ -100,8 +102,10 @@ class HdrHistogram:
         if out_of_range not in ("raise", "clamp"):
             raise ValueError(f"out_of_range must be 'raise' or 'clamp', got {out_of_range!r}")
         self._out_of_range: OutOfRange = out_of_range
-        self._counts = np.zeros(self._geometry.counts_len, dtype=np.int64)
-        self._total = 0
+        self._stage: list[int] = []
+        self._stage_max = self._geometry.highest
+        self._dense = np.zeros(self._geometry.counts_len, dtype=np.int64)
+        self._sum = 0
         self.clamped_count = 0
         self._clamp_to = self._geometry.highest if out_of_range == "clamp" else -1
         self._unit = self._geometry.unit_magnitude
@@ -127,8 +131,10 @@ class HdrHistogram:
         h._clamp_to = geometry.highest if out_of_range == "clamp" else -1
         h._unit = geometry.unit_magnitude
         h._half = geometry.half_magnitude
-        h._counts = counts
-        h._total = total
+        h._stage = []
+        h._stage_max = geometry.highest
+        h._dense = counts
+        h._sum = total
         h.clamped_count = clamped_count
         return h
 
@@ -208,6 +214,40 @@ class HdrHistogram:
         view.flags.writeable = False
         return view
 
+    # Single values recorded one at a time wait in ``_stage`` (a plain list: an append costs far
+    # less than a numpy element update) and go through the batch kernel when 4096 have gathered
+    # or anything reads the counts; ``_counts``/``_total`` are the drained views every method uses.
+    @property
+    def _counts(self) -> npt.NDArray[np.int64]:
+        if self._stage:
+            self._drain()
+        return self._dense
+
+    @_counts.setter
+    def _counts(self, counts: npt.NDArray[np.int64]) -> None:
+        if self._stage:
+            self._drain()
+        self._dense = counts
+
+    @property
+    def _total(self) -> int:
+        if self._stage:
+            self._drain()
+        return self._sum
+
+    @_total.setter
+    def _total(self, total: int) -> None:
+        if self._stage:
+            self._drain()
+        self._sum = total
+
+    def _drain(self) -> None:
+        """Count the staged single values (each already known to be within [0, highest])."""
+        values = np.array(self._stage, dtype=np.int64)
+        self._stage.clear()
+        _hdr.record_values(self._dense, values, self._unit, self._half, self._clamp_to)
+        self._sum += values.shape[0]
+
     @property
     def total_count(self) -> int:
         """Number of recorded values."""
@@ -237,6 +277,17 @@ class HdrHistogram:
             ``v - interval, v - 2*interval, …`` while they are >= the interval (Java/C semantics:
             25 with interval 10 adds 15 only).
         """
+        if (
+            type(values) is int
+            and count is None
+            and expected_interval is None
+            and 0 <= values <= self._stage_max
+        ):
+            stage = self._stage
+            stage.append(values)
+            if len(stage) >= _STAGE_LIMIT:
+                self._drain()
+            return
         if count is None and expected_interval is None and isinstance(values, int | np.integer):
             self._record_one(int(values))
             return
@@ -608,6 +659,9 @@ class HdrHistogram:
             f"HdrHistogram(lowest={g.lowest}, highest={g.highest}, "
             f"significant_figures={g.significant_figures}) <total_count={self._total}>"
         )
+
+
+_STAGE_LIMIT = 4096  # single values staged before they go through the batch kernel
 
 
 def _restore(
