@@ -93,6 +93,50 @@ def test_tick_with_lateness_none_uses_zero_lateness() -> None:
     assert agg.snapshot().num_rows == 2  # no second row for the closed first window
 
 
+def test_tick_reads_the_clock_before_a_slow_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event recorded while tick's drain runs (the first drain compiles kernels) is stamped after
+    the tick started: the watermark taken from the clock must not pass it."""
+    agg = Aggregator(window="1s", allowed_lateness="0s")
+    agg.record(endpoint="e", job_id="a", state="IN_QUEUE")  # staged: the tick drains it
+    drain = agg._ingest_unlocked
+    recorded: list[bool] = []
+
+    def slow_drain(data: object) -> None:
+        time.sleep(0.05)
+        if not recorded:  # another caller records meanwhile (ts: the wall clock, now)
+            recorded.append(True)
+            agg.record(endpoint="e", job_id="b", state="IN_QUEUE")
+        drain(data)
+
+    monkeypatch.setattr(agg, "_ingest_unlocked", slow_drain)
+    agg.tick()
+    assert recorded
+    agg.flush()
+    t = agg.totals("e")
+    assert t["late_events"] == 0 and t["requests"] == 2
+
+
+def test_background_ticker_loses_no_event_recorded_during_a_slow_drain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ticker on the wall clock while one thread records with ``ts`` = now, every drain slow."""
+    agg = Aggregator(window="1s", allowed_lateness="0s")
+    drain = agg._ingest_unlocked
+
+    def slow_drain(data: object) -> None:
+        time.sleep(0.03)
+        drain(data)
+
+    monkeypatch.setattr(agg, "_ingest_unlocked", slow_drain)
+    with agg.start_ticker(0.02):
+        for k in range(30):
+            agg.record(endpoint="e", job_id=k, state="IN_QUEUE")
+            time.sleep(0.01)
+    agg.flush()
+    t = agg.totals("e")
+    assert t["late_events"] == 0 and t["requests"] == 30
+
+
 class FakeClock:
     """Processing time that moves one minute per reading."""
 

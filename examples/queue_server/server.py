@@ -312,9 +312,9 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"restored metrics state from {state}", flush=True)
     else:
         agg = Aggregator(window=args.window, allowed_lateness=args.lateness, history=args.history)
-    # windows close on time even when the queue is quiet; the clock is read before each tick takes
-    # the aggregator, so events recorded while a tick runs are never behind its watermark
-    agg.start_ticker(args.tick, clock=lambda: time.time_ns() / 1e6)
+    # windows close on time even when the queue is quiet (a tick reads the wall clock before it
+    # takes the aggregator, so events recorded while it runs are never behind its watermark)
+    agg.start_ticker(args.tick)
     server = QueueServer(agg, settings)
     registry = CollectorRegistry()
     registry.register(AggregatorCollector(agg, last=args.last))

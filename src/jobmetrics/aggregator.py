@@ -392,9 +392,11 @@ class Aggregator:
         ``allowed_lateness=None`` the lateness taken is 0. :meth:`start_ticker` calls this
         periodically from a background thread.
         """
+        # the time is read before the drain: events recorded while a slow drain runs (the first
+        # one compiles kernels) carry later timestamps and must not fall behind the watermark
+        now_us = time.time_ns() // 1000 if now is None else to_epoch_us(now, name="now")
         with self._lock:
             self._drain_stage()
-            now_us = time.time_ns() // 1000 if now is None else to_epoch_us(now, name="now")
             target = now_us - (self._lateness or 0)
             if target > self._watermark:
                 self._advance_to(target)
