@@ -158,3 +158,26 @@ def test_consistent_views_while_threads_record() -> None:
     totals = [agg.metrics(ep) for ep in agg.endpoints()]
     assert sum(t["late_events"] for t in totals) == 0
     assert sum(t["completed"] for t in totals) == n_threads * n_jobs
+
+
+def test_endpoints_watermark_and_queries_see_staged_events() -> None:
+    """An endpoint known only from events still in ``record``'s stage is known to every query."""
+
+    def staged() -> Aggregator:
+        agg = Aggregator(allowed_lateness="0s")
+        agg.record(ts=1_000, endpoint="seen", job_id="a", state="IN_QUEUE")
+        agg.flush()
+        agg.record(ts=2_000, endpoint="staged-only", job_id="b", state="IN_QUEUE")
+        agg.record(ts=2_500, endpoint="staged-only", job_id="b", state="IN_PROGRESS")
+        return agg
+
+    assert staged().endpoints() == ["seen", "staged-only"]
+    assert staged().watermark == 2_500_000
+    agg = staged()
+    assert agg.totals("staged-only")["in_queue"] == 1  # the queued event is applied, the start held
+    assert staged().metrics("staged-only")["requests"] == 1
+    assert staged().histogram("staged-only", "delay_time").total_count == 0
+    assert staged().percentiles("staged-only", "delay_time") is None
+    agg = staged()
+    agg.flush()
+    assert agg.histogram("staged-only", "delay_time").total_count == 1

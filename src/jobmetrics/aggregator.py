@@ -487,12 +487,17 @@ class Aggregator:
     # ------------------------------------------------------------------ state
     @property
     def watermark(self) -> int | None:
-        """Current watermark in µs since the epoch (None before any event)."""
-        return None if self._watermark == _NO_TIME else self._watermark
+        """Current watermark in µs since the epoch (None before any event); staged events are
+        applied first, as by every query."""
+        with self._lock:
+            self._drain_stage()
+            return None if self._watermark == _NO_TIME else self._watermark
 
     def endpoints(self) -> list[str]:
-        """Endpoint names seen so far, in order of first appearance."""
-        return self.registry.names()
+        """Endpoint names seen so far, in order of first appearance (staged events included)."""
+        with self._lock:
+            self._drain_stage()
+            return self.registry.names()
 
     def jobs_in_memory(self) -> int:
         """Jobs held in the job table (in flight, or finished within the retention)."""
@@ -539,7 +544,11 @@ class Aggregator:
             return rows, self.registry.names(), self.watermark
 
     def _endpoint_code(self, endpoint: str) -> int:
-        code = self.registry.get(endpoint)
+        """Code of ``endpoint`` (staged events drained first, so an endpoint seen only there is
+        known); KeyError naming the known endpoints otherwise."""
+        with self._lock:
+            self._drain_stage()
+            code = self.registry.get(endpoint)
         if code is None:
             raise KeyError(f"unknown endpoint {endpoint!r}; known: {self.registry.names()}")
         return code
