@@ -7,8 +7,8 @@ groups of 1 M rows, aggregated with the default options:
 * ``test_one_process``: the baseline — ``pyarrow.parquet.read_table`` then one
   ``Aggregator.ingest``/``flush``/``snapshot`` (what ``jobmetrics.dask`` must equal);
 * ``test_dask[1]`` / ``test_dask[2]``: ``jobmetrics.dask.aggregate_logs`` on a LocalCluster of one
-  or two single-threaded worker processes on 127.0.0.1 (started outside the timed part), as many
-  shuffle partitions as row groups.
+  or two single-threaded worker processes on 127.0.0.1 (started outside the timed part), with
+  its default partitioning (one shuffle partition per 2.5 M events, at least one per worker).
 
 Each benchmark checks its snapshot against the baseline's, exactly, so ``--benchmark-disable``
 (which shrinks the log to about 10 k events) still tests correctness. ``extra_info`` holds the
@@ -94,10 +94,9 @@ def test_dask(benchmark: Any, log_path: Path, expected: pa.Table, workers: int) 
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
-        partitions = pq.ParquetFile(log_path).metadata.num_row_groups
 
         def run() -> pa.Table:
-            table = aggregate_logs(log_path, client=client, npartitions=partitions)
+            table = aggregate_logs(log_path, client=client)
             assert table is not None
             return table
 

@@ -41,6 +41,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
 TEXT_BLOCKSIZE = 64 * 2**20
 #: Text columns read as strings whatever they look like (an id "007" stays "007").
 _STRING_COLUMNS = ("kind", "endpoint", "job_id", "state", "worker_id")
+#: Events per partition after the shuffle when ``npartitions`` is not given (each partition's
+#: aggregator holds its events in memory; every partition reports a row per (endpoint, window)).
+EVENTS_PER_PARTITION = 2_500_000
 _LOCAL = re.compile(r"^local(?::(\d+))?$")
 
 # Dask's functions, typed for the strict type checker (Dask ships without annotations).
@@ -232,8 +235,8 @@ def aggregate_logs(
         done. None: the active ``distributed`` client if there is one, else Dask's default
         scheduler.
     npartitions:
-        Partitions after the shuffle, each aggregated by one task (default: as many as the input
-        has, at least one per worker thread).
+        Partitions after the shuffle, each aggregated by one task (default: one per
+        :data:`EVENTS_PER_PARTITION` events, at least one per worker thread).
     client:
         A ``distributed.Client`` to use (instead of ``address``).
     **config:
@@ -263,16 +266,16 @@ def aggregate_logs(
             inputs = input_partitions(paths_or_ddf)
         context = c.as_current() if c is not None else nullcontext()
         with context:
-            parts = npartitions or max(len(inputs), _threads(c))
-            return run(inputs, output, npartitions=parts, options=config)
+            return run(inputs, output, npartitions=npartitions, threads=_threads(c), options=config)
 
 
 def run(
     inputs: Sequence[Delayed],
     output: str | os.PathLike[str] | None,
     *,
-    npartitions: int,
+    npartitions: int | None,
     options: Mapping[str, Any],
+    threads: int = 1,
     shuffle: bool = True,
     split_every: int = 8,
 ) -> pa.Table | None:
@@ -304,6 +307,9 @@ def run(
     # 3. shuffle: a job's events, and every worker event of an endpoint, into one partition
     if shuffle:
         events = dd.from_delayed(frames, meta=P.empty_frame(), verify_meta=False)
+        if npartitions is None:
+            events_total = sum(s.events for s in summaries)
+            npartitions = max(threads, -(-events_total // EVENTS_PER_PARTITION))
         method = dask.config.get("dataframe.shuffle.method", None) or "tasks"
         frames = list(events.shuffle(on="route", npartitions=npartitions, shuffle_method=method).to_delayed())
     # 4. one Aggregator per partition; 5. exact tree merge; 6. written where the root runs
