@@ -7,11 +7,13 @@ import json
 
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given
 
 import jobmetrics.health
 from jobmetrics import Aggregator
 from jobmetrics.health import WORKER_STATES, health, last_window_workers
-from streams import BASE_MS, synthetic_events
+from reference import run
+from streams import BASE_MS, Stream, events_to_table, mixed_streams, synthetic_events
 
 MIN = 60_000  # ms
 
@@ -70,9 +72,12 @@ def test_workers_over_the_last_complete_window() -> None:
     row = row.filter(pc.equal(pc.cast(row["window_start"], "int64"), start))
     assert row["workers_running_avg"][0].as_py() == levels.averages("ep-00")["running"]
     h = health(agg)
-    assert h["workers"] == {**dict.fromkeys(WORKER_STATES, 0), "idle": 3, "running": 1, "throttled": 1}
+    # now: w1 and w2 idle on ep-00, w3 throttled on ep-01; at most over the window: w1 ran a while
+    assert h["workers"] == {**dict.fromkeys(WORKER_STATES, 0), "idle": 2, "throttled": 1}
+    assert h["workersMax"] == {**dict.fromkeys(WORKER_STATES, 0), "idle": 3, "running": 1, "throttled": 1}
+    assert agg.workers("ep-00") == {**dict.fromkeys(WORKER_STATES, 0), "idle": 2}
     assert h["workersWindow"]["start"].startswith("2023-11-14T22:16:00")
-    # a later tick moves to the next window; the cache follows it
+    # a later tick moves to the next window
     agg.tick(now=(start // 1000) + 2 * MIN)
     later = last_window_workers(agg)
     assert later.window_start == start + 60_000_000
@@ -99,3 +104,40 @@ def test_staged_events_are_seen() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(jobmetrics.health, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@given(mixed_streams(max_workers=4, max_worker_steps=10))
+def test_current_workers_match_the_reference(stream: Stream) -> None:
+    """``workers(endpoint)`` is the reference's worker levels after its last change; every final
+    snapshot row's worker columns are what ``window_workers`` reads for that window."""
+    p = stream.params
+    agg = Aggregator(
+        window=p.window_us, allowed_lateness=p.allowed_lateness_us, job_ttl=p.job_ttl_us,
+        retention=p.retention_us, sweep_interval=p.sweep_interval_us, worker_ttl=p.worker_ttl_us,
+        orphans=p.orphans,
+    )  # fmt: skip
+    agg.ingest(events_to_table(stream.arrival))
+    agg.flush()
+    expected = run(stream.arrival, p)
+    for e in agg.endpoints():
+        steps = expected.worker_history.get(e, [])
+        levels = steps[-1][1] if steps else (0,) * len(WORKER_STATES)
+        assert agg.workers(e) == dict(zip(WORKER_STATES, levels, strict=True))
+    snap = agg.snapshot().filter(pc.field("final"))
+    for row in snap.to_pylist():
+        start = int(row["window_start"].timestamp() * 1_000_000)
+        avg, most = agg.window_workers(row["endpoint"], start)
+        assert avg == {s: row[f"workers_{s}_avg"] for s in WORKER_STATES}
+        assert most == {s: row[f"workers_{s}_max"] for s in WORKER_STATES}
+
+
+def test_window_workers_refuses_open_and_misaligned_windows() -> None:
+    agg = feed()
+    wm = agg.watermark
+    assert wm is not None
+    with pytest.raises(ValueError, match="not closed yet"):
+        agg.window_workers("ep-00", wm // agg.width * agg.width)
+    with pytest.raises(ValueError, match="multiple of the window width"):
+        agg.window_workers("ep-00", 1)
+    with pytest.raises(KeyError, match="nowhere"):
+        agg.workers("nowhere")

@@ -155,8 +155,9 @@ def test_jobs_health_and_metrics(base_url: str) -> None:
         code, h = call(f"{b}/health")
         assert code == 200
         done = h["jobs"] == expected_jobs and h["webhooks"] == expected_hooks
-        # worker figures describe the last complete one-second window: wait for one after the jobs
+        # workers now, and over the last complete one-second window: wait for one after the jobs
         quiet = h["workers"]["idle"] == 2 and h["workers"]["running"] == 0
+        quiet = quiet and h["workersMax"]["idle"] == 2 and h["workersMax"]["running"] == 0
         return h if done and quiet else None
 
     h = wait_for(settled, SETTLE_S, "/health to report every event", lambda: call(f"{b}/health")[1])
@@ -178,6 +179,7 @@ def test_jobs_health_and_metrics(base_url: str) -> None:
     assert get("jobmetrics_webhook_responses_total", outcome="failed") == 3
     assert get("jobmetrics_jobs_in_queue") == 0 and get("jobmetrics_jobs_in_progress") == 0
     assert get("jobmetrics_workers_max", state="idle") == 2
+    assert get("jobmetrics_workers", state="idle") == 2 and get("jobmetrics_workers", state="running") == 0
     # execution time per attempt that completed or failed: 5 + 2 + 2; the 10 s jobs never finished
     assert get("jobmetrics_execution_time_seconds_count") == 9
     assert get("jobmetrics_execution_time_seconds_bucket", le="0.025") == 0  # 0.05 s of work each

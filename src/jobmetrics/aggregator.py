@@ -31,7 +31,7 @@ from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
 from .geometry import Geometry
 from .histogram import HdrHistogram
-from .snapshot import SnapshotSpec, quantile_label, to_table
+from .snapshot import WORKER_STATES, SnapshotSpec, quantile_label, to_table
 from .states import JobState
 from .timeparse import parse_duration, to_epoch_us
 from .windows import BLOCK, EndpointRows, RowBlock
@@ -576,6 +576,37 @@ class Aggregator:
             self._sum_histogram(code, m, *self._span(last), counts)
         g = self.geometry
         return HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
+
+    def workers(self, endpoint: str) -> dict[str, int]:
+        """Workers of ``endpoint`` in each state now — ``initializing``, ``idle``, ``running``,
+        ``throttled``, ``unhealthy`` — after every event the watermark has passed (workers that
+        went ``OFFLINE`` or past ``worker_ttl`` have left the pool)."""
+        code = self._endpoint_code(endpoint)
+        with self._lock:
+            self._drain_stage()
+            levels = self._engine.epa[code, L.E_WLEVEL : L.E_WLEVEL + L.N_WORKER_GAUGES].tolist()
+        return dict(zip(WORKER_STATES, map(int, levels), strict=True))
+
+    def window_workers(self, endpoint: str, start: int) -> tuple[dict[str, float], dict[str, int]]:
+        """Workers of ``endpoint`` by state over the closed window starting at ``start`` (µs
+        since the epoch, a multiple of the window width): ``(average, maximum)``, the
+        time-weighted average and the most at once — the snapshot's ``workers_<state>_avg`` and
+        ``_max``. Zeros when the endpoint had no row there (or ``history=`` dropped the window);
+        ValueError when the window is not closed yet or ``start`` is not a window start."""
+        if start % self.width:
+            raise ValueError(f"start must be a multiple of the window width {self.width} µs, got {start!r}")
+        code = self._endpoint_code(endpoint)
+        w = start // self.width
+        with self._lock:
+            self._drain_stage()
+            if self._watermark == _NO_TIME or start + self.width > self._watermark:
+                raise ValueError(f"the window starting at {start} µs is not closed yet")
+            sums = self._sum_values(code, w, w + 1)
+        g = L.N_WORKER_GAUGES
+        wint, wmax = L.R_WINT - L.R_CNT, L.R_WMAX - L.R_CNT
+        avg = {s: int(sums[wint + k]) / self.width for k, s in enumerate(WORKER_STATES[:g])}
+        most = {s: int(sums[wmax + k]) for k, s in enumerate(WORKER_STATES[:g])}
+        return avg, most
 
     def percentiles(
         self,

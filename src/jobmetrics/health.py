@@ -4,27 +4,22 @@ The shape follows a serverless platform's ``GET /health``: job counts (completed
 inProgress, inQueue, retried …) and workers by state (idle, running, …). Everything is read from
 the Aggregator's public queries, so it works on any aggregator, live or restored.
 
-Workers by state come from the *last complete window* (the latest window the watermark has
-closed): the Aggregator exposes workers per window (time-weighted average and maximum, as in the
-snapshot's ``workers_<state>_avg`` / ``_max`` columns) but no query for the current count. Those
-figures are read from :meth:`~jobmetrics.Aggregator.snapshot` once per closed window and cached
-(a closed window never changes), see :func:`last_window_workers`.
+Workers by state are the current counts (:meth:`~jobmetrics.Aggregator.workers`), with their
+time-weighted average and maximum over the *last complete window* (the latest window the watermark
+has closed, as in the snapshot's ``workers_<state>_avg`` / ``_max`` columns), see
+:func:`last_window_workers`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
-
-import pyarrow.compute as pc
 
 from .aggregator import Aggregator
 from .snapshot import WORKER_STATES
 
-__all__ = ["WORKER_STATES", "WorkerLevels", "health", "last_window_workers", "settle"]
+__all__ = ["WORKER_STATES", "WorkerLevels", "health", "last_window_workers"]
 
 _JOB_KEYS = (
     ("requests", "requests"),
@@ -61,8 +56,9 @@ class WorkerLevels:
 
 
 _NO_LEVELS = WorkerLevels(None, None)
-_cache: weakref.WeakKeyDictionary[Aggregator, WorkerLevels] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+#: Empty: the worker figures are read from the closed rows at each call and no longer cached; the
+#: name stays so that code clearing it (``_cache.clear()``) keeps working.
+_cache: dict[object, WorkerLevels] = {}
 
 
 def last_window_workers(aggregator: Aggregator) -> WorkerLevels:
@@ -70,9 +66,8 @@ def last_window_workers(aggregator: Aggregator) -> WorkerLevels:
 
     The window ``[k·w, (k+1)·w)`` with ``k = watermark // w - 1`` (``w`` the window width): the
     latest one whose row is ``final``. The figures are those of the snapshot's
-    ``workers_<state>_avg`` and ``workers_<state>_max`` columns for that window. A snapshot is taken
-    only when the watermark has moved into a new window since the last call for this aggregator
-    (its cost grows with the windows held, so a long-running server should set ``history=``).
+    ``workers_<state>_avg`` and ``workers_<state>_max`` columns for that window, read from the
+    closed rows with :meth:`~jobmetrics.Aggregator.window_workers` (no snapshot is taken).
 
     Examples
     --------
@@ -84,47 +79,17 @@ def last_window_workers(aggregator: Aggregator) -> WorkerLevels:
     >>> levels.window_start, levels.maxima("e")["idle"], levels.averages("e")["idle"]
     (60000000, 1, 1.0)
     """
-    settle(aggregator)
-    watermark = aggregator.watermark
-    if watermark is None:
-        return _NO_LEVELS
-    width = aggregator.width
-    k = watermark // width - 1
-    start = k * width
-    with _cache_lock:
-        cached = _cache.get(aggregator)
-    if cached is not None and cached.window_start == start:
-        return cached
-    table = aggregator.snapshot()
-    rows = table.filter(
-        pc.and_(
-            pc.equal(pc.cast(table.column("window_start"), "int64"), start),
-            table.column("final"),
-        )
-    )
-    endpoints = rows.column("endpoint").to_pylist()
-    avg: dict[str, dict[str, float]] = {e: {} for e in endpoints}
-    mx: dict[str, dict[str, int]] = {e: {} for e in endpoints}
-    for s in WORKER_STATES:
-        for e, a, m in zip(
-            endpoints,
-            rows.column(f"workers_{s}_avg").to_pylist(),
-            rows.column(f"workers_{s}_max").to_pylist(),
-            strict=True,
-        ):
-            avg[e][s] = float(a)
-            mx[e][s] = int(m)
-    levels = WorkerLevels(start, start + width, avg, mx)
-    with _cache_lock:
-        _cache[aggregator] = levels
-    return levels
-
-
-def settle(aggregator: Aggregator) -> None:
-    """Send the events :meth:`~jobmetrics.Aggregator.record` has staged through the kernel, so that
-    :meth:`~jobmetrics.Aggregator.endpoints` and the watermark include them (the per-endpoint
-    queries do this themselves, but ``endpoints()`` and ``watermark`` read the state as it is)."""
-    aggregator.jobs_in_memory()  # the cheapest public call that drains the stage
+    with aggregator.consistent():
+        watermark = aggregator.watermark
+        if watermark is None:
+            return _NO_LEVELS
+        width = aggregator.width
+        start = (watermark // width - 1) * width
+        avg: dict[str, dict[str, float]] = {}
+        mx: dict[str, dict[str, int]] = {}
+        for e in aggregator.endpoints():
+            avg[e], mx[e] = aggregator.window_workers(e, start)
+    return WorkerLevels(start, start + width, avg, mx)
 
 
 def _iso(us: int | None) -> str | None:
@@ -153,11 +118,14 @@ def health(
     dict
         ``{"jobs": {"requests", "completed", "failed", "cancelled", "timedOut", "retried",
         "inQueue", "inProgress"}, "workers": {"initializing", "idle", "running", "throttled",
-        "unhealthy"}, "workersAverage": {...}, "webhooks": {"requests", "succeeded", "failed"},
-        "coldStarts": n, "workersWindow": {"start", "end"} | None, "watermark": iso | None,
-        "endpoints": [names]}``. ``workers`` is the most workers at once in each state over the last
-        complete window and ``workersAverage`` their time-weighted average over it (see
-        :func:`last_window_workers`; ``workersWindow`` names the window). Times are ISO-8601 UTC.
+        "unhealthy"}, "workersAverage": {...}, "workersMax": {...}, "webhooks": {"requests",
+        "succeeded", "failed"}, "coldStarts": n, "workersWindow": {"start", "end"} | None,
+        "watermark": iso | None, "endpoints": [names]}``. ``workers`` is the number of workers in
+        each state now (:meth:`~jobmetrics.Aggregator.workers`); ``workersAverage`` their
+        time-weighted average and ``workersMax`` the most at once over the last complete window
+        (see :func:`last_window_workers`; ``workersWindow`` names the window). Job counters are
+        lifetime totals (windows dropped by ``history=`` included) unless ``last`` is given.
+        Times are ISO-8601 UTC.
 
     Raises
     ------
@@ -196,9 +164,12 @@ def health(
         levels = last_window_workers(aggregator)
         workers = dict.fromkeys(WORKER_STATES, 0)
         averages = dict.fromkeys(WORKER_STATES, 0.0)
+        maxima = dict.fromkeys(WORKER_STATES, 0)
         for name in names:
+            for s, n in aggregator.workers(name).items():
+                workers[s] += n
             for s, v in levels.maxima(name).items():
-                workers[s] += v
+                maxima[s] += v
             for s, a in levels.averages(name).items():
                 averages[s] += a
         watermark = aggregator.watermark
@@ -209,6 +180,7 @@ def health(
         "jobs": jobs,
         "workers": workers,
         "workersAverage": averages,
+        "workersMax": maxima,
         "webhooks": webhooks,
         "coldStarts": cold_starts,
         "workersWindow": window,

@@ -228,8 +228,7 @@ class AggregatorCollector(Collector):
     namespace:
         Prefix of every metric name (default ``"jobmetrics"``).
     workers:
-        Emit the ``_workers_avg``/``_workers_max`` gauges (default True). They take an
-        aggregator snapshot once per closed window; turn them off to avoid that cost.
+        Emit the ``_workers``, ``_workers_avg`` and ``_workers_max`` gauges (default True).
 
     Examples
     --------
@@ -296,8 +295,11 @@ class AggregatorCollector(Collector):
     def _families(self) -> _Families:
         ns = self.namespace
         ep = ["endpoint"]
-        workers_avg = workers_max = None
+        workers_now = workers_avg = workers_max = None
         if self.workers:
+            workers_now = GaugeMetricFamily(
+                f"{ns}_workers", "Workers in the pool now, by state.", labels=[*ep, "state"]
+            )
             workers_avg = GaugeMetricFamily(
                 f"{ns}_workers_avg",
                 "Time-weighted average number of workers by state over the last complete window.",
@@ -334,6 +336,7 @@ class AggregatorCollector(Collector):
             ),
             in_queue=GaugeMetricFamily(f"{ns}_jobs_in_queue", "Jobs waiting in the queue now.", labels=ep),
             in_progress=GaugeMetricFamily(f"{ns}_jobs_in_progress", "Jobs being executed now.", labels=ep),
+            workers_now=workers_now,
             workers_avg=workers_avg,
             workers_max=workers_max,
             watermark=GaugeMetricFamily(
@@ -403,11 +406,12 @@ class AggregatorCollector(Collector):
                 f.summaries[m].add_metric(
                     [e], cum[-1], total_s, quantiles=zip(self.quantiles, values, strict=True)
                 )
-        if f.workers_avg is not None and f.workers_max is not None:
+        if f.workers_now is not None and f.workers_avg is not None and f.workers_max is not None:
             levels = last_window_workers(agg)
             for e in endpoints:
-                averages, maxima = levels.averages(e), levels.maxima(e)
+                averages, maxima, now = levels.averages(e), levels.maxima(e), agg.workers(e)
                 for s in WORKER_STATES:
+                    f.workers_now.add_metric([e, s], now[s])
                     f.workers_avg.add_metric([e, s], averages[s])
                     f.workers_max.add_metric([e, s], maxima[s])
         wm = agg.watermark
@@ -429,6 +433,7 @@ class _Families:
     quality: CounterMetricFamily
     in_queue: GaugeMetricFamily
     in_progress: GaugeMetricFamily
+    workers_now: GaugeMetricFamily | None
     workers_avg: GaugeMetricFamily | None
     workers_max: GaugeMetricFamily | None
     watermark: GaugeMetricFamily
@@ -440,7 +445,7 @@ class _Families:
             self.requests, self.outcomes, self.retries, self.cold_starts, self.cold_start_failures,
             self.webhooks, self.quality, self.in_queue, self.in_progress,
         ]  # fmt: skip
-        out += [m for m in (self.workers_avg, self.workers_max) if m is not None]
+        out += [m for m in (self.workers_now, self.workers_avg, self.workers_max) if m is not None]
         out.append(self.watermark)
         out += self.histograms.values()
         out += self.summaries.values()
