@@ -36,6 +36,7 @@ from jobmetrics.prometheus import (
     AggregatorCollector,
     bucket_bounds,
     cumulative_counts,
+    make_registry,
     make_wsgi_app,
     start_http_server,
 )
@@ -519,3 +520,67 @@ def test_rollup_of_the_snapshot_gives_the_same_figures(agg: Aggregator, scraped:
             h = HdrHistogram.decode(blob) if blob is not None else HdrHistogram()
             got = [get(scraped, f"{name}_bucket", endpoint=e, le=le) for le in [*map(str, BUCKETS), "+Inf"]]
             assert got == expected_buckets(h, BUCKETS)
+
+
+def test_current_workers_gauge_from_known_events() -> None:
+    agg = Aggregator(allowed_lateness="0s")
+    steps = (
+        ("w1", "INITIALIZING"), ("w2", "INITIALIZING"), ("w3", "INITIALIZING"), ("w1", "IDLE"),
+        ("w2", "RUNNING"), ("w3", "IDLE"), ("w3", "OFFLINE"), ("w4", "THROTTLED"), ("w5", "UNHEALTHY"),
+        ("w6", "INITIALIZING"),
+    )  # fmt: skip
+    for k, (w, state) in enumerate(steps):
+        agg.record(ts=1_000 * k, endpoint="e", kind="worker", worker_id=w, state=state)
+    agg.flush()
+    samples = parse(generate_latest(make_registry(agg)).decode())
+    expected = {"initializing": 1, "idle": 1, "running": 1, "throttled": 1, "unhealthy": 1}
+    assert {s: get(samples, "jobmetrics_workers", endpoint="e", state=s) for s in WORKER_STATES} == expected
+    assert agg.workers("e") == expected
+
+
+def counters_and_histograms(samples: Samples) -> Samples:
+    """The samples that must never decrease: counters, and histograms' and summaries' counts and sums."""
+    keep = ("_total", "_bucket", "_seconds_count", "_seconds_sum")
+    return {k: v for k, v in samples.items() if k[0].endswith(keep)}
+
+
+def test_history_keeps_counters_and_histograms_monotonic() -> None:
+    """Over an hour of events, an aggregator that keeps 5 minutes of windows exposes exactly the
+    figures of one that keeps them all, and no counter or histogram count ever goes down."""
+    jobs = synthetic_events(1_800, seed=5, n_endpoints=2, rate_per_s=0.5, in_flight_rate=0.02)
+    everything = pa.concat_tables([jobs, worker_and_webhook_events(jobs)], promote_options="default")
+    everything = everything.sort_by("ts")
+    span_ms = pc.max(everything["ts"]).as_py() - pc.min(everything["ts"]).as_py()  # epoch ms
+    assert span_ms >= 3_500_000  # about an hour
+    full = Aggregator(window="60s", allowed_lateness="5s")
+    bounded = Aggregator(window="60s", allowed_lateness="5s", history="5m")
+    registry = make_registry(bounded, buckets=BUCKETS)
+    before: Samples = {}
+    n, chunks = everything.num_rows, 12
+    for i in range(chunks):
+        a, b = i * n // chunks, (i + 1) * n // chunks
+        full.ingest(everything.slice(a, b - a))
+        bounded.ingest(everything.slice(a, b - a))
+        now = counters_and_histograms(parse(generate_latest(registry).decode()))
+        assert all(now[k] >= v for k, v in before.items()), "a counter went down"
+        before = now
+    for a in (full, bounded):
+        a.flush()
+        a.advance(now=pc.max(everything["ts"]).as_py() + 30_000)
+    assert len(bounded._engine.closed) <= 5 * 2 < len(full._engine.closed)  # windows were dropped
+    expected = parse(generate_latest(make_registry(full, buckets=BUCKETS)).decode())
+    got = parse(generate_latest(registry).decode())
+    assert counters_and_histograms(got) == counters_and_histograms(expected)
+
+    def no_nan(samples: Samples) -> dict[Any, float | None]:
+        return {k: None if math.isnan(v) else v for k, v in samples.items()}
+
+    assert no_nan(got) == no_nan(expected)  # the gauges and recent quantiles: windows both hold
+    assert get(got, "jobmetrics_requests_total", endpoint="ep-00") > 0
+    for e in full.endpoints():
+        assert bounded.totals(e) == full.totals(e)
+        for m in METRICS:
+            assert bounded.histogram(e, m, lifetime=True) == full.histogram(e, m)
+            assert bounded.histogram(e, m).total_count < full.histogram(e, m).total_count
+    with pytest.raises(ValueError, match="not both"):
+        bounded.histogram("ep-00", "delay_time", last="5m", lifetime=True)

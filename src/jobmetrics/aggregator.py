@@ -101,7 +101,9 @@ class Aggregator:
         Precision (default 2) and range (default ``"7d"``) of the duration histograms, in µs.
     history:
         How long closed windows stay in memory (e.g. ``"24h"``); older ones are dropped, so a
-        long-running server's memory stays bounded. ``None`` (default) keeps every window.
+        long-running server's memory stays bounded, their counters and histograms added to
+        per-endpoint lifetime sums (:meth:`totals`, ``histogram(..., lifetime=True)``).
+        ``None`` (default) keeps every window.
     staging_size:
         Events :meth:`record` buffers before they go through the kernel (the buffer may grow to
         8 times that while another thread holds the aggregator; then ``record`` waits).
@@ -554,26 +556,37 @@ class Aggregator:
         return code
 
     def totals(self, endpoint: str) -> dict[str, int]:
-        """Every counter of ``endpoint`` summed over all windows held, with the current
-        ``in_queue``/``in_progress``."""
+        """Every counter of ``endpoint`` over its lifetime — the windows held plus those
+        ``history=`` dropped — with the current ``in_queue``/``in_progress``. The counters never
+        decrease (a Prometheus counter can be read from them)."""
         code = self._endpoint_code(endpoint)
         with self._lock:
             self._drain_stage()
-            sums = self._sum_values(code, *self._span(None))
+            sums = self._sum_values(code, *self._span(None)) + self._engine.closed.lifetime.values_of(code)
             out = {name: int(sums[i]) for i, name in enumerate(COUNTERS)}
             out["in_queue"] = int(self._engine.epa[code, L.E_QUEUE])
             out["in_progress"] = int(self._engine.epa[code, L.E_PROGRESS])
         return out
 
-    def histogram(self, endpoint: str, metric: str, *, last: Duration | None = None) -> HdrHistogram:
+    def histogram(
+        self, endpoint: str, metric: str, *, last: Duration | None = None, lifetime: bool = False
+    ) -> HdrHistogram:
         """The ``metric`` histogram of ``endpoint`` (values in µs): over every window held, or the
-        windows of the ``last`` duration up to and including the current one."""
+        windows of the ``last`` duration up to and including the current one; with
+        ``lifetime=True`` over everything seen (the windows held plus those ``history=``
+        dropped: counts that never decrease). ``last`` and ``lifetime`` exclude each other."""
         m = self._metric_index(metric)
+        if lifetime and last is not None:
+            raise ValueError(f"histogram takes last or lifetime=True, not both (got last={last!r})")
         code = self._endpoint_code(endpoint)
         counts = np.zeros(self.geometry.counts_len, dtype=np.int64)
         with self._lock:
             self._drain_stage()
             self._sum_histogram(code, m, *self._span(last), counts)
+            if lifetime:
+                dropped = self._engine.closed.lifetime.hist_of(code, m)
+                if dropped is not None:
+                    counts += dropped
         g = self.geometry
         return HdrHistogram.from_counts(counts, g.lowest, g.highest, g.significant_figures)
 

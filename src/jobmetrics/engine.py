@@ -373,6 +373,7 @@ class Engine:
             out[f"closed.hist_row.{m}"] = closed.hist_row[m].copy()
             out[f"closed.hist_index.{m}"] = closed.hist_index[m].copy()
             out[f"closed.hist_count.{m}"] = closed.hist_count[m].copy()
+        out.update(self.closed.lifetime.state())
         return out
 
     def load_state(self, state: dict[str, npt.NDArray[np.integer]]) -> None:
@@ -481,6 +482,8 @@ class Engine:
                 raise ValueError(f"engine state: closed histogram {m} points outside its rows or buckets")
         self.closed = ClosedRows(counts_len, L.R_HIST - L.R_CNT, n_metrics)
         self.closed.append(block)
+        if "lifetime.values" in state:  # absent from states written before lifetime sums existed
+            self.closed.lifetime.load_state(get("lifetime.values", np.int64), get("lifetime.hist", np.int64))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -500,6 +503,7 @@ class Engine:
             "open_rows": self.rows.nbytes + self.row_free.nbytes + self.slot_of.nbytes + self.epa.nbytes,
             "histogram_pool": self.pool.nbytes + self.pool_free.nbytes,
             "closed_rows": self.closed.nbytes,
+            "lifetime": self.closed.lifetime.nbytes,
         }
 
 

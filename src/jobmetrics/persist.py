@@ -38,8 +38,11 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "read_state_info", "restore", "save"]
 
 #: Value of ``format`` in the metadata: what the file is.
 FORMAT: Final = "jobmetrics.aggregator-state"
-#: Version of the layout written; :func:`restore` reads this version only.
-FORMAT_VERSION: Final = 1
+#: Version of the layout written. 2 added the lifetime sums of windows dropped by ``history=``
+#: (arrays ``engine.lifetime.*``); :func:`restore` reads versions 2 and 1 (a version-1 state
+#: restores with empty lifetime sums, as it had none).
+FORMAT_VERSION: Final = 2
+_READABLE: Final = (2, 1)
 _META_KEY: Final = b"jobmetrics.state"
 _DTYPES: Final[dict[str, type[np.generic]]] = {"int8": np.int8, "int32": np.int32, "int64": np.int64}
 _SCHEMA: Final = pa.schema(
@@ -166,10 +169,10 @@ def _info(table: pa.Table, path: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ValueError(f"{path}: not a jobmetrics state file (format {info.get('format')!r})")
     version = info.get("version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE:
         raise ValueError(
             f"{path}: jobmetrics state format version {version!r}; this jobmetrics reads version "
-            f"{FORMAT_VERSION} only"
+            f"{FORMAT_VERSION} (and the earlier {', '.join(map(str, _READABLE[1:]))}) only"
         )
     return info
 
@@ -210,6 +213,8 @@ def restore(path: str | PathLike[str]) -> Aggregator:
     table = _read_table(path)
     info = _info(table, path)
     arrays = _arrays(table, path)
+    if info["version"] >= 2 and "engine.lifetime.values" not in arrays:
+        raise ValueError(f"{path}: damaged jobmetrics state file (no lifetime sums in a version 2 state)")
     try:
         options = dict(info["options"])
         options["quantiles"] = tuple(options["quantiles"])

@@ -202,13 +202,14 @@ class AggregatorCollector(Collector):
     * counters ``_requests_total``, ``_request_outcomes_total{outcome}`` (completed, failed,
       cancelled, timed_out), ``_retries_total``, ``_cold_starts_total``,
       ``_cold_start_failures_total``, ``_webhook_responses_total{outcome}`` (succeeded, failed),
-      ``_data_quality_events_total{kind}`` — sums over the windows the aggregator holds;
-    * gauges ``_jobs_in_queue``, ``_jobs_in_progress`` (now), ``_workers_avg{state}`` and
-      ``_workers_max{state}`` (over the last complete window, see
+      ``_data_quality_events_total{kind}`` — lifetime sums (:meth:`Aggregator.totals`: windows
+      dropped by ``history=`` stay counted, so the counters never decrease);
+    * gauges ``_jobs_in_queue``, ``_jobs_in_progress``, ``_workers{state}`` (now),
+      ``_workers_avg{state}`` and ``_workers_max{state}`` (over the last complete window, see
       :func:`jobmetrics.health.last_window_workers`), and ``_watermark_seconds`` (no label);
     * histograms ``_execution_time_seconds``, ``_delay_time_seconds``,
-      ``_cold_start_time_seconds`` with ``le`` boundaries ``buckets``, counted from the HDR counts
-      (rule in :func:`cumulative_counts`), ``_sum`` from the bucket medians;
+      ``_cold_start_time_seconds`` with ``le`` boundaries ``buckets``, counted from the lifetime
+      HDR counts (rule in :func:`cumulative_counts`), ``_sum`` from the bucket medians;
     * summaries ``_recent_execution_time_seconds``, ``_recent_delay_time_seconds``,
       ``_recent_cold_start_time_seconds``: ``quantiles`` over the sliding ``last`` duration (NaN
       when it recorded nothing); their ``_count``/``_sum`` are cumulative, as the histograms'.
@@ -345,7 +346,7 @@ class AggregatorCollector(Collector):
             histograms={
                 m: HistogramMetricFamily(
                     f"{ns}_{m}_seconds",
-                    f"{_WHAT[m]} in seconds, over the windows held.",
+                    f"{_WHAT[m]} in seconds, over the aggregator's lifetime.",
                     labels=ep,
                 )
                 for m in METRICS
@@ -354,7 +355,7 @@ class AggregatorCollector(Collector):
                 m: _SummaryFamily(
                     f"{ns}_recent_{m}_seconds",
                     f"{_WHAT[m]} in seconds: quantiles over the last {self.last}, "
-                    "count and sum over the windows held.",
+                    "count and sum over the aggregator's lifetime.",
                     labels=ep,
                 )
                 for m in METRICS
@@ -395,7 +396,7 @@ class AggregatorCollector(Collector):
             f.in_queue.add_metric([e], t["in_queue"])
             f.in_progress.add_metric([e], t["in_progress"])
             for m in METRICS:
-                counts = agg.histogram(e, m).counts
+                counts = agg.histogram(e, m, lifetime=True).counts
                 cum = cumulative_counts(counts, geometry, self.buckets[m])
                 total_s = _sum_seconds(counts, geometry)
                 f.histograms[m].add_metric([e], list(zip(self._le_labels[m], cum, strict=True)), total_s)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ClosedRows", "EndpointRows", "RowBlock"]
+__all__ = ["ClosedRows", "EndpointRows", "Lifetime", "RowBlock"]
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -233,8 +233,30 @@ class EndpointRows:
                 )
         self.sealed_upto = upto
 
+    def head(self, n: int, endpoint: int) -> RowBlock:
+        """The first ``n`` rows as a block (a copy), labelled ``endpoint``."""
+        rows, idx, cnt = [], [], []
+        for m in range(len(self.hist.ptr)):
+            ptr = self.hist.ptr[m].view[: n + 1]
+            end = int(ptr[-1])
+            rows.append(np.repeat(np.arange(n, dtype=np.int32), np.diff(ptr)))
+            idx.append(self.hist.index[m].view[:end].copy())
+            cnt.append(self.hist.count[m].view[:end].copy())
+        return RowBlock(
+            np.full(n, endpoint, dtype=np.int32),
+            self.window.view[:n].copy(),
+            self.values.view[:n].copy(),
+            tuple(rows),
+            tuple(idx),
+            tuple(cnt),
+        )
+
+    def count_before(self, window: int) -> int:
+        """How many rows are of windows before ``window``."""
+        return int(np.searchsorted(self.window.view, window, side="left"))
+
     def drop_before(self, window: int) -> int:
-        n = int(np.searchsorted(self.window.view, window, side="left"))
+        n = self.count_before(window)
         if n == 0:
             return 0
         self.window.drop_front(n)
@@ -275,6 +297,88 @@ class EndpointRows:
         )
 
 
+class Lifetime:
+    """What the windows dropped from a :class:`ClosedRows` store held, summed per endpoint: the row
+    values (counters first) and each metric's histogram as dense int64 counts.
+
+    With these added, totals and histograms over everything seen stay exact (and monotonic) when
+    old windows are forgotten. Arrays are sized by the highest endpoint code that lost a window;
+    ``hist[e, m]`` is endpoint ``e``'s metric ``m`` (``counts_len`` buckets, 8 bytes each).
+    """
+
+    def __init__(self, counts_len: int, n_values: int, n_metrics: int) -> None:
+        self.counts_len = counts_len
+        self.values: I64 = np.zeros((0, n_values), dtype=np.int64)
+        self.hist: I64 = np.zeros((0, n_metrics, counts_len), dtype=np.int64)
+
+    def _ensure(self, n: int) -> None:
+        old = self.values.shape[0]
+        if n <= old:
+            return
+        values = np.zeros((n, self.values.shape[1]), dtype=np.int64)
+        values[:old] = self.values
+        hist = np.zeros((n, *self.hist.shape[1:]), dtype=np.int64)
+        hist[:old] = self.hist
+        self.values, self.hist = values, hist
+
+    def add(self, block: RowBlock) -> None:
+        """Add the rows of ``block`` (their values and histograms) to their endpoints' sums."""
+        if not len(block):
+            return
+        eps = block.endpoint.astype(np.intp)
+        self._ensure(int(eps.max()) + 1)
+        np.add.at(self.values, eps, block.values)
+        for m, (r, i, c) in enumerate(zip(block.hist_row, block.hist_index, block.hist_count, strict=True)):
+            if r.size:
+                np.add.at(self.hist[:, m], (eps[r], i.astype(np.intp)), c)
+
+    def values_of(self, endpoint: int) -> I64:
+        """Summed row values of ``endpoint`` (zeros if it never lost a window)."""
+        if endpoint < self.values.shape[0]:
+            row: I64 = self.values[endpoint]
+            return row
+        return np.zeros(self.values.shape[1], dtype=np.int64)
+
+    def hist_of(self, endpoint: int, metric: int) -> I64 | None:
+        """Summed histogram counts of ``endpoint``'s ``metric`` (None if it never lost a window)."""
+        if endpoint < self.hist.shape[0]:
+            counts: I64 = self.hist[endpoint, metric]
+            return counts
+        return None
+
+    def state(self) -> dict[str, I64]:
+        """The sums as arrays: values dense, histograms as (endpoint, metric, bucket, count)."""
+        e, m, b = np.nonzero(self.hist)
+        return {
+            "lifetime.values": self.values.copy(),
+            "lifetime.hist": np.stack([e, m, b, self.hist[e, m, b]]).astype(np.int64),
+        }
+
+    def load_state(self, values: I64, hist: I64) -> None:
+        """Put back what :meth:`state` returned (ValueError if it does not fit)."""
+        n_values, n_metrics = self.values.shape[1], self.hist.shape[1]
+        if values.ndim != 2 or values.shape[1] != n_values:
+            raise ValueError(f"lifetime values have shape {values.shape}, expected (n, {n_values})")
+        if hist.ndim != 2 or hist.shape[0] != 4:
+            raise ValueError(f"lifetime histograms have shape {hist.shape}, expected (4, n)")
+        e, m, b, c = hist
+        n = values.shape[0]
+        if e.size and (
+            e.min() < 0 or e.max() >= n or m.min() < 0 or m.max() >= n_metrics
+            or b.min() < 0 or b.max() >= self.counts_len
+        ):  # fmt: skip
+            raise ValueError("lifetime histograms point outside their endpoints, metrics or buckets")
+        self.values = np.zeros((0, n_values), dtype=np.int64)
+        self.hist = np.zeros((0, n_metrics, self.counts_len), dtype=np.int64)
+        self._ensure(n)
+        self.values[:] = values
+        self.hist[e, m, b] = c
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + self.hist.nbytes)
+
+
 class ClosedRows:
     """Closed window rows, filed per endpoint in window order with CSR histograms, so a sliding
     query over an endpoint's last windows reads one contiguous range.
@@ -290,6 +394,7 @@ class ClosedRows:
         self.n_metrics = n_metrics
         self.endpoints: dict[int, EndpointRows] = {}
         self._queued: list[RowBlock] = []
+        self.lifetime = Lifetime(counts_len, n_values, n_metrics)
 
     def append(self, block: RowBlock) -> None:
         """Add rows (windows later than any this store holds for their endpoints)."""
@@ -339,12 +444,21 @@ class ClosedRows:
         return RowBlock.concat([*blocks, *self._queued], self.n_metrics)
 
     def drop_before(self, window: int) -> int:
-        """Forget rows of windows before ``window``; return how many were dropped."""
-        dropped = sum(store.drop_before(window) for store in self.endpoints.values())
+        """Forget rows of windows before ``window``, adding them to :attr:`lifetime`; return how
+        many were dropped."""
+        dropped = 0
+        for e, store in self.endpoints.items():
+            n = store.count_before(window)
+            if n:
+                self.lifetime.add(store.head(n, e))
+                dropped += store.drop_before(window)
         kept = []
         for block in self._queued:
             keep = block.window >= window
-            dropped += int((~keep).sum())
+            gone = int((~keep).sum())
+            dropped += gone
+            if gone:
+                self.lifetime.add(block.select(~keep))
             if keep.all():
                 kept.append(block)
             elif keep.any():
@@ -357,4 +471,5 @@ class ClosedRows:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the rows held (the :attr:`lifetime` sums not included)."""
         return sum(s.nbytes for s in self.endpoints.values()) + sum(b.nbytes for b in self._queued)
