@@ -191,6 +191,35 @@ def test_text_and_ipc_inputs(client: Any, log: pa.Table, tmp_path: Path, fmt: st
     assert_same(aggregate_logs(path, client=client, npartitions=2, **CONFIG), one_process(small, **CONFIG))
 
 
+def test_rejected_rows_and_an_empty_log(client: Any, log: pa.Table, tmp_path: Path) -> None:
+    small = log.slice(0, 4000)
+    schema = pa.schema([f.with_nullable(True) for f in small.schema])
+    bad = pa.table(
+        {
+            "ts": pa.array([None, BASE_MS, BASE_MS + 1], pa.int64()).cast(schema.field("ts").type),  # no time
+            "kind": ["job", "job", "gizmo"],  # an unknown kind
+            "endpoint": ["e", "e", "e"],
+            "job_id": ["a", "b", "c"],
+            "state": ["IN_QUEUE", "NOPE", "IN_QUEUE"],  # an unknown state
+            "worker_id": pa.nulls(3, pa.string()),
+            "status_code": pa.nulls(3, pa.int32()),
+        },
+        schema=schema,
+    )
+    small = small.cast(schema)
+    mixed = pa.concat_tables([small.slice(0, 1500), bad, small.slice(1500)])
+    agg = Aggregator(**CONFIG)
+    agg.ingest(mixed)
+    agg.flush()
+    assert agg.rejections.total == 3
+    path = tmp_path / "bad.parquet"
+    pq.write_table(mixed, path, row_group_size=1000)
+    assert_same(aggregate_logs(path, client=client, npartitions=3, **CONFIG), agg.snapshot())
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(small.slice(0, 0), empty)
+    assert_same(aggregate_logs(empty, client=client, **CONFIG), Aggregator(**CONFIG).snapshot())
+
+
 def test_output_is_written_by_a_worker(
     client: Any, log_path: Path, expected: pa.Table, tmp_path: Path
 ) -> None:
