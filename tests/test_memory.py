@@ -206,3 +206,29 @@ def test_finished_queue_keeps_its_order_when_it_grows() -> None:
         assert engine.st[L.ST_FIFO_HEAD] == 0 and engine.st[L.ST_FIFO_TAIL] == size
         assert engine.fifo[:size, 0].tolist() == list(range(1, size + 1))
         engine.fifo = np.zeros((old_size, 2), dtype=np.int64)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_rehash_builds_the_table_inserting_in_slot_order_would(factor: int) -> None:
+    """The growth kernel gives exactly the table ``table_insert_row`` builds from the old table's
+    entries in slot order (wrapped probe chains included), and every key is found in it."""
+    from jobmetrics._kernels.table import home_slot, table_bits, table_find, table_insert_row, table_rehash
+
+    rng = np.random.default_rng(4)
+    old = np.zeros((1 << 12, 4), dtype=np.int64)
+    bits = table_bits(old.shape[0])
+    keys = np.unique(rng.integers(1, 2**63 - 1, size=old.shape[0] * 4, dtype=np.int64))
+    at_end = [k for k in keys if home_slot(k, bits) == old.shape[0] - 1][:3]
+    rest = [k for k in keys[: old.shape[0] * 3 // 4 - 3] if k not in at_end]
+    for k in [*at_end, *rest]:  # three keys homed in the last slot: their chain wraps to slot 0
+        table_insert_row(old, np.array([k, k % 97, k % 89, 7], dtype=np.int64))
+    assert len(at_end) == 3 and old[0, 0] in at_end and old[1, 0] in at_end
+    new = np.zeros((old.shape[0] * factor, 4), dtype=np.int64)
+    table_rehash(old, new)
+    expected = np.zeros_like(new)
+    for s in np.flatnonzero(old[:, 0]):
+        table_insert_row(expected, old[s].copy())
+    assert np.array_equal(new, expected)
+    bits = table_bits(new.shape[0])
+    for row in old[old[:, 0] != 0]:
+        assert np.array_equal(new[table_find(new, row[0], bits)], row)

@@ -88,7 +88,23 @@ def table_delete(table, s, bits):
 
 @kernel
 def table_rehash(old, new):
-    """Move every entry of ``old`` into the empty power-of-two table ``new``."""
+    """Move every entry of ``old`` into the empty power-of-two table ``new`` (any larger size).
+
+    One pass over ``old`` in slot order, the probe inlined: keys are unique, so an entry goes into
+    the first empty slot from its home, and fields are copied one by one (no row views). With
+    Fibonacci hashing an entry's home in ``new`` is its home in ``old`` followed by more bits, so
+    entries arrive in almost increasing home order and the writes sweep forward through ``new``.
+    The result is the table :func:`table_insert_row` would build inserting in the same order.
+    """
+    width = old.shape[1]
+    mask = new.shape[0] - 1
+    shift = np.uint64(64 - table_bits(new.shape[0]))
     for s in range(old.shape[0]):
-        if old[s, 0] != 0:
-            table_insert_row(new, old[s])
+        key = old[s, 0]
+        if key == 0:
+            continue
+        h = np.int64((np.uint64(key) * GOLDEN) >> shift)
+        while new[h, 0] != 0:
+            h = (h + 1) & mask
+        for c in range(width):
+            new[h, c] = old[s, c]
