@@ -5,8 +5,8 @@ and ``data`` (the array's little-endian bytes). The schema metadata key ``jobmet
 JSON with the format name, the format version (:data:`FORMAT_VERSION`), the aggregator's options,
 the endpoint names, the rejections report, the watermark and the other scalars. The arrays are the
 engine's (job and worker tables, finished-jobs queue, open window rows, histogram pool,
-per-endpoint running state, closed rows) and the events held for the watermark; the large mostly
-empty ones are stored sparse. See docs/persistence.md.
+per-endpoint running state, closed rows, lifetime sums of dropped windows) and the events held for
+the watermark; the large mostly empty ones are stored sparse. See docs/persistence.md.
 
 The state is copied under the aggregator's lock and written outside it, into a temporary file that
 then replaces ``path`` (a crash while writing leaves the previous file intact).
