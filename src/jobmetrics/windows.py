@@ -299,27 +299,31 @@ class EndpointRows:
 
 class Lifetime:
     """What the windows dropped from a :class:`ClosedRows` store held, summed per endpoint: the row
-    values (counters first) and each metric's histogram as dense int64 counts.
+    values (counters first) and each metric's histogram counts.
 
     With these added, totals and histograms over everything seen stay exact (and monotonic) when
-    old windows are forgotten. Arrays are sized by the highest endpoint code that lost a window;
-    ``hist[e, m]`` is endpoint ``e``'s metric ``m`` (``counts_len`` buckets, 8 bytes each).
+    old windows are forgotten. Values are dense, one row per endpoint code up to the highest that
+    lost a window; histograms are sparse: the sorted keys ``(endpoint · n_metrics + metric) ·
+    counts_len + bucket`` of the non-zero counts, and the counts (16 bytes per bucket in use).
     """
 
     def __init__(self, counts_len: int, n_values: int, n_metrics: int) -> None:
         self.counts_len = counts_len
+        self.n_metrics = n_metrics
         self.values: I64 = np.zeros((0, n_values), dtype=np.int64)
-        self.hist: I64 = np.zeros((0, n_metrics, counts_len), dtype=np.int64)
+        self.keys: I64 = np.zeros(0, dtype=np.int64)
+        self.counts: I64 = np.zeros(0, dtype=np.int64)
 
     def _ensure(self, n: int) -> None:
         old = self.values.shape[0]
-        if n <= old:
-            return
-        values = np.zeros((n, self.values.shape[1]), dtype=np.int64)
-        values[:old] = self.values
-        hist = np.zeros((n, *self.hist.shape[1:]), dtype=np.int64)
-        hist[:old] = self.hist
-        self.values, self.hist = values, hist
+        if n > old:
+            values = np.zeros((n, self.values.shape[1]), dtype=np.int64)
+            values[:old] = self.values
+            self.values = values
+
+    def _key(self, endpoint: npt.NDArray[Any], metric: int, bucket: npt.NDArray[Any]) -> I64:
+        key: I64 = (endpoint.astype(np.int64) * self.n_metrics + metric) * self.counts_len + bucket
+        return key
 
     def add(self, block: RowBlock) -> None:
         """Add the rows of ``block`` (their values and histograms) to their endpoints' sums."""
@@ -328,9 +332,21 @@ class Lifetime:
         eps = block.endpoint.astype(np.intp)
         self._ensure(int(eps.max()) + 1)
         np.add.at(self.values, eps, block.values)
+        keys, counts = [self.keys], [self.counts]
         for m, (r, i, c) in enumerate(zip(block.hist_row, block.hist_index, block.hist_count, strict=True)):
             if r.size:
-                np.add.at(self.hist[:, m], (eps[r], i.astype(np.intp)), c)
+                keys.append(self._key(eps[r], m, i))
+                counts.append(c)
+        if len(keys) > 1:
+            self._set(np.concatenate(keys), np.concatenate(counts))
+
+    def _set(self, keys: I64, counts: I64) -> None:
+        """Hold ``counts`` at ``keys`` (in any order, repeats summed)."""
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else keys
+        self.keys = keys[starts]
+        self.counts = np.add.reduceat(counts, starts) if keys.size else counts
 
     def values_of(self, endpoint: int) -> I64:
         """Summed row values of ``endpoint`` (zeros if it never lost a window)."""
@@ -340,43 +356,41 @@ class Lifetime:
         return np.zeros(self.values.shape[1], dtype=np.int64)
 
     def hist_of(self, endpoint: int, metric: int) -> I64 | None:
-        """Summed histogram counts of ``endpoint``'s ``metric`` (None if it never lost a window)."""
-        if endpoint < self.hist.shape[0]:
-            counts: I64 = self.hist[endpoint, metric]
-            return counts
-        return None
+        """Dense summed counts of ``endpoint``'s ``metric`` (None if it has none)."""
+        lo = (endpoint * self.n_metrics + metric) * self.counts_len
+        a, b = np.searchsorted(self.keys, [lo, lo + self.counts_len])
+        if a == b:
+            return None
+        out = np.zeros(self.counts_len, dtype=np.int64)
+        out[self.keys[a:b] - lo] = self.counts[a:b]
+        return out
 
     def state(self) -> dict[str, I64]:
-        """The sums as arrays: values dense, histograms as (endpoint, metric, bucket, count)."""
-        e, m, b = np.nonzero(self.hist)
-        return {
-            "lifetime.values": self.values.copy(),
-            "lifetime.hist": np.stack([e, m, b, self.hist[e, m, b]]).astype(np.int64),
-        }
+        """The sums as arrays: values dense, histograms as rows (endpoint, metric, bucket, count)."""
+        k = self.keys
+        per_endpoint = self.n_metrics * self.counts_len
+        rows = [k // per_endpoint, k // self.counts_len % self.n_metrics, k % self.counts_len, self.counts]
+        return {"lifetime.values": self.values.copy(), "lifetime.hist": np.stack(rows).astype(np.int64)}
 
     def load_state(self, values: I64, hist: I64) -> None:
         """Put back what :meth:`state` returned (ValueError if it does not fit)."""
-        n_values, n_metrics = self.values.shape[1], self.hist.shape[1]
+        n_values = self.values.shape[1]
         if values.ndim != 2 or values.shape[1] != n_values:
             raise ValueError(f"lifetime values have shape {values.shape}, expected (n, {n_values})")
         if hist.ndim != 2 or hist.shape[0] != 4:
             raise ValueError(f"lifetime histograms have shape {hist.shape}, expected (4, n)")
         e, m, b, c = hist
-        n = values.shape[0]
         if e.size and (
-            e.min() < 0 or e.max() >= n or m.min() < 0 or m.max() >= n_metrics
+            e.min() < 0 or e.max() >= values.shape[0] or m.min() < 0 or m.max() >= self.n_metrics
             or b.min() < 0 or b.max() >= self.counts_len
         ):  # fmt: skip
             raise ValueError("lifetime histograms point outside their endpoints, metrics or buckets")
-        self.values = np.zeros((0, n_values), dtype=np.int64)
-        self.hist = np.zeros((0, n_metrics, self.counts_len), dtype=np.int64)
-        self._ensure(n)
-        self.values[:] = values
-        self.hist[e, m, b] = c
+        self.values = values.copy()
+        self._set(self._key(e, 0, b) + m * self.counts_len, c.copy())
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes + self.hist.nbytes)
+        return int(self.values.nbytes + self.keys.nbytes + self.counts.nbytes)
 
 
 class ClosedRows:
