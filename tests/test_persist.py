@@ -435,3 +435,42 @@ def test_reads_a_version_1_state(tmp_path: Path) -> None:
     rewrite(path, old, info=read_state_info(path), table=v1)  # version 2 without them: damaged
     with pytest.raises(ValueError, match="no lifetime sums"):
         Aggregator.restore(old)
+
+
+def test_lifetime_sums_round_trip_and_refuse_bad_arrays() -> None:
+    """The sparse lifetime sums give the dense sums of the blocks added, and survive state() /
+    load_state(); arrays pointing outside their endpoints, metrics or buckets are refused."""
+    from jobmetrics.windows import Lifetime, RowBlock
+
+    rng = np.random.default_rng(2)
+    n_len, n_values = 50, 4
+    dense = np.zeros((3, 3, n_len), dtype=np.int64)
+    life = Lifetime(n_len, n_values, 3)
+    for _ in range(4):
+        n = 5
+        eps = rng.integers(0, 3, n).astype(np.int32)
+        rows, idx, cnt = [], [], []
+        for m in range(3):
+            r = rng.integers(0, n, 20).astype(np.int32)
+            i = rng.integers(0, n_len, 20).astype(np.int32)
+            c = rng.integers(1, 1_000, 20).astype(np.int64)
+            np.add.at(dense[:, m], (eps[r], i), c)
+            rows.append(r)
+            idx.append(i)
+            cnt.append(c)
+        values = np.ones((n, n_values), dtype=np.int64)
+        life.add(RowBlock(eps, np.zeros(n, np.int64), values, tuple(rows), tuple(idx), tuple(cnt)))
+    again = Lifetime(n_len, n_values, 3)
+    state = life.state()
+    again.load_state(state["lifetime.values"], state["lifetime.hist"])
+    for e in range(3):
+        for m in range(3):
+            for sums in (life, again):
+                got = sums.hist_of(e, m)
+                assert got is not None and np.array_equal(got, dense[e, m])
+    assert life.hist_of(7, 0) is None and life.values_of(7).tolist() == [0] * n_values
+    assert np.array_equal(again.values, life.values) and life.values.sum() == 4 * 5 * n_values
+    bad = state["lifetime.hist"].copy()
+    bad[2, 0] = n_len  # a bucket beyond the geometry
+    with pytest.raises(ValueError, match="outside"):
+        again.load_state(state["lifetime.values"], bad)
