@@ -119,12 +119,14 @@ def test_tick_reads_the_clock_before_a_slow_drain(monkeypatch: pytest.MonkeyPatc
 def test_background_ticker_loses_no_event_recorded_during_a_slow_drain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A ticker on the wall clock while one thread records with ``ts`` = now, every drain slow."""
-    agg = Aggregator(window="1s", allowed_lateness="0s")
+    """A ticker on the wall clock while one thread records with ``ts`` = now, every drain slow
+    (150 ms, three times the lateness: a watermark read after the drain would pass the events
+    recorded during it; the lateness only covers a record preempted between stamping and staging)."""
+    agg = Aggregator(window="1s", allowed_lateness="50ms")
     drain = agg._ingest_unlocked
 
     def slow_drain(data: object) -> None:
-        time.sleep(0.03)
+        time.sleep(0.15)
         drain(data)
 
     monkeypatch.setattr(agg, "_ingest_unlocked", slow_drain)
