@@ -5,10 +5,8 @@ Group ``prometheus-collect``. One Aggregator holds an hour of one-minute windows
 ``list(registry.collect())`` — every family built, one metric per endpoint — on a registry holding
 the collector. Variants:
 
-* ``collect``: a steady scrape (the worker gauges' last-window figures are cached, as between two
-  closed windows);
-* ``collect, window just closed``: the first scrape after a window closed, which also takes the
-  snapshot the worker gauges are read from (the cache is dropped before each round);
+* ``collect``: a scrape (the worker gauges read the engine's current levels and the last closed
+  window's stored row: no snapshot is taken);
 * ``generate_latest``: the whole text exposition (collect plus formatting);
 * baseline ``prometheus_client metrics``: a registry of prometheus_client ``Counter``, ``Gauge``,
   ``Histogram`` (same ``le`` boundaries) and ``Summary`` objects with the same families and
@@ -31,7 +29,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from jobmetrics import Aggregator
-from jobmetrics import health as health_module
 from jobmetrics.prometheus import DEFAULT_BUCKETS, AggregatorCollector
 from streams import synthetic_events
 
@@ -98,28 +95,12 @@ def registry_of(agg: Aggregator) -> CollectorRegistry:
 
 
 def test_collect(benchmark: Any, agg: Aggregator) -> None:
-    """A steady scrape of 100 endpoints (worker gauges from the cached last window)."""
+    """A scrape of 100 endpoints."""
     benchmark.group = GROUP
     benchmark.extra_info["endpoints"] = N_ENDPOINTS
     registry = registry_of(agg)
-    check(scrape(registry), agg)  # warm-up; fills the worker-gauge cache
+    check(scrape(registry), agg)  # warm-up
     families = benchmark.pedantic(scrape, args=(registry,), rounds=ROUNDS, warmup_rounds=1)
-    check(families, agg)
-
-
-def test_collect_window_just_closed(benchmark: Any, agg: Aggregator) -> None:
-    """The first scrape after a window closed: the worker gauges take a snapshot."""
-    benchmark.group = GROUP
-    benchmark.extra_info["endpoints"] = N_ENDPOINTS
-    benchmark.extra_info["snapshot_rows"] = agg.snapshot().num_rows
-    registry = registry_of(agg)
-    check(scrape(registry), agg)
-
-    def setup() -> tuple[tuple[CollectorRegistry], dict[str, Any]]:
-        health_module._cache.clear()
-        return (registry,), {}
-
-    families = benchmark.pedantic(scrape, setup=setup, rounds=ROUNDS // 4)
     check(families, agg)
 
 

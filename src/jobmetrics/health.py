@@ -56,9 +56,6 @@ class WorkerLevels:
 
 
 _NO_LEVELS = WorkerLevels(None, None)
-#: Empty: the worker figures are read from the closed rows at each call and no longer cached; the
-#: name stays so that code clearing it (``_cache.clear()``) keeps working.
-_cache: dict[object, WorkerLevels] = {}
 
 
 def last_window_workers(aggregator: Aggregator) -> WorkerLevels:
