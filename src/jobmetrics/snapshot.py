@@ -55,6 +55,7 @@ class SnapshotSpec:
     quantiles: tuple[float, ...]
 
     def metadata(self, extra: dict[str, Any] | None = None) -> dict[bytes, bytes]:
+        """The snapshot's schema metadata: histogram geometry and quantiles (plus ``extra``)."""
         g = self.geometry
         info = {
             "lowest": g.lowest,

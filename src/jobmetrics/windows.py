@@ -256,6 +256,7 @@ class EndpointRows:
         return int(np.searchsorted(self.window.view, window, side="left"))
 
     def drop_before(self, window: int) -> int:
+        """Forget the rows of windows before ``window``; return how many were dropped."""
         n = self.count_before(window)
         if n == 0:
             return 0
@@ -270,6 +271,7 @@ class EndpointRows:
         return n
 
     def to_block(self, endpoint: int) -> RowBlock:
+        """Every row held, as a :class:`RowBlock` of ``endpoint``."""
         n = len(self)
         rows, idx, cnt = [], [], []
         for m in range(len(self.hist.ptr)):
