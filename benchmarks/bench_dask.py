@@ -8,7 +8,8 @@ groups of 1 M rows, aggregated with the default options:
   ``Aggregator.ingest``/``flush``/``snapshot`` (what ``jobmetrics.dask`` must equal);
 * ``test_dask[1]`` / ``test_dask[2]``: ``jobmetrics.dask.aggregate_logs`` on a LocalCluster of one
   or two single-threaded worker processes on 127.0.0.1 (started outside the timed part), with
-  its default partitioning (one shuffle partition per 2.5 M events, at least one per worker).
+  its default partitioning (one shuffle partition per 1 M events, rounded up to a multiple of
+  the workers).
 
 Each benchmark checks its snapshot against the baseline's, exactly, so ``--benchmark-disable``
 (which shrinks the log to about 10 k events) still tests correctness. ``extra_info`` holds the

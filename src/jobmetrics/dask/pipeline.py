@@ -43,7 +43,7 @@ TEXT_BLOCKSIZE = 64 * 2**20
 _STRING_COLUMNS = ("kind", "endpoint", "job_id", "state", "worker_id")
 #: Events per partition after the shuffle when ``npartitions`` is not given (each partition's
 #: aggregator holds its events in memory; every partition reports a row per (endpoint, window)).
-EVENTS_PER_PARTITION = 2_500_000
+EVENTS_PER_PARTITION = 1_000_000
 _LOCAL = re.compile(r"^local(?::(\d+))?$")
 
 # Dask's functions, typed for the strict type checker (Dask ships without annotations).
@@ -236,7 +236,7 @@ def aggregate_logs(
         scheduler.
     npartitions:
         Partitions after the shuffle, each aggregated by one task (default: one per
-        :data:`EVENTS_PER_PARTITION` events, at least one per worker thread).
+        :data:`EVENTS_PER_PARTITION` events, rounded up to a multiple of the worker threads).
     client:
         A ``distributed.Client`` to use (instead of ``address``).
     **config:
@@ -309,7 +309,9 @@ def run(
         events = dd.from_delayed(frames, meta=P.empty_frame(), verify_meta=False)
         if npartitions is None:
             events_total = sum(s.events for s in summaries)
-            npartitions = max(threads, -(-events_total // EVENTS_PER_PARTITION))
+            # a multiple of the worker threads, so that no thread is left with one partition more
+            per_thread = max(1, -(-events_total // (EVENTS_PER_PARTITION * threads)))
+            npartitions = threads * per_thread
         method = dask.config.get("dataframe.shuffle.method", None) or "tasks"
         frames = list(events.shuffle(on="route", npartitions=npartitions, shuffle_method=method).to_delayed())
     # 4. one Aggregator per partition; 5. exact tree merge; 6. written where the root runs
