@@ -99,6 +99,7 @@ from .table import GOLDEN, entity_key, table_bits, table_delete, table_find
 __all__ = ["apply_events", "best_group_order"]
 
 _WORKER_SALT = np.int64(0x3C6EF372FE94F82B)  # keeps worker keys apart from job keys in a run
+SHORT_RUN = 8  # runs of equal timestamps up to this long are checked pairwise
 
 
 @kernel
@@ -384,7 +385,24 @@ def apply_events(
                 run_end += 1
             checked_to = run_end
             repeat = False
-            if (run_end - i) * 2 <= scratch_size:
+            if run_end - i <= SHORT_RUN:
+                # most runs are a few events: compare who they are about pairwise, no hashing
+                for j in range(i, run_end - 1):
+                    kj = kind[j]
+                    if kj != KIND_JOB and kj != KIND_WORKER:
+                        continue
+                    for m in range(j + 1, run_end):
+                        if kind[m] == kj and ep[m] == ep[j]:
+                            if kj == KIND_JOB:
+                                if job[m] == job[j]:
+                                    repeat = True
+                                    break
+                            elif worker[m] == worker[j]:
+                                repeat = True
+                                break
+                    if repeat:
+                        break
+            elif (run_end - i) * 2 <= scratch_size:
                 st[ST_GEN] += 1
                 gen = st[ST_GEN]
                 for j in range(i, run_end):
