@@ -19,6 +19,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 
 def _run(what: Callable[..., Any], source: Path, output: Path, **options: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if not source.exists():
@@ -32,7 +33,7 @@ def _run(what: Callable[..., Any], source: Path, output: Path, **options: Any) -
         raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - t0
     console = Console(stderr=True)
-    table = Table(title=f"{source.name} -> {output}", title_justify="left", show_header=False)
+    table = Table(title=escape(f"{source.name} -> {output}"), title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("records read", f"{summary.records:,}")
@@ -51,9 +52,9 @@ def _run(what: Callable[..., Any], source: Path, output: Path, **options: Any) -
     table.add_row("seconds", f"{elapsed:.2f}")
     console.print(table)
     for line in summary.first_bad:
-        console.print(f"[yellow]malformed[/yellow] {line}")
+        console.print(f"[yellow]malformed[/yellow] {escape(line)}")
     for note in summary.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
 
 
 def _origin_ms(ctx: click.Context, param: click.Parameter, value: str | None) -> int:

@@ -87,12 +87,12 @@ def command(
                 from ..report import plot
 
                 plot.write_png(report, target)
-                console.print(f"Charts written to {target}")
+                console.print(f"Charts written to {target}", markup=False)
             else:
                 from ..report import html
 
                 html.write_html(report, target)
-                console.print(f"HTML report written to {target}")
+                console.print(f"HTML report written to {target}", markup=False)
         except ImportError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:

@@ -143,7 +143,7 @@ def tables(report: Report, f: EndpointFigures) -> Panel:
     quality = _quality_line(f)
     if quality is not None:
         parts.append(quality)
-    return Panel(Group(*parts), title=f"[bold]{f.endpoint}[/bold]", title_align="left", expand=False)
+    return Panel(Group(*parts), title=Text(f.endpoint, style="bold"), title_align="left", expand=False)
 
 
 def header(report: Report) -> Text:
