@@ -336,3 +336,13 @@ def test_docstring_examples() -> None:
     module = importlib.import_module("jobmetrics.report.model")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_names_with_brackets_print_as_written() -> None:
+    agg = Aggregator(window="60s", allowed_lateness="0s")
+    for ts, state in ((0, "IN_QUEUE"), (400, "IN_PROGRESS"), (2_900, "COMPLETED")):
+        agg.record(ts=ts, endpoint="sd[xl]", job_id="a", state=state)
+    agg.flush()
+    buf = io.StringIO()
+    terminal.render(model.build_report(agg.snapshot(), source="[bold]x"), Console(file=buf, width=100))
+    assert "sd[xl]" in buf.getvalue() and "[bold]x" in buf.getvalue()
