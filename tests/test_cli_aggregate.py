@@ -179,3 +179,35 @@ def test_dask_refuses_options_it_cannot_honour(tmp_path: Path, log_file: Path) -
     )
     assert code == 2
     assert "--endpoint and --strict cannot be used with --dask" in output
+
+
+def test_lifecycle_options_reach_the_aggregator(tmp_path: Path) -> None:
+    """A batch job that waits two days in the queue and runs for ten days: expired (twice: its
+    later events come as adopted orphans) with the default TTL, and one whole job with a measured
+    execution time with ``--job-ttl 30d --highest 30d`` (as long HPC traces need)."""
+    day = 86_400_000
+    events = pa.table(
+        {
+            "ts": pa.array([0, 2 * day, 12 * day, 12 * day + 1], pa.int64()),
+            "endpoint": ["hpc"] * 4,
+            "job_id": ["a", "a", "a", "b"],
+            "state": ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "IN_QUEUE"],
+        }
+    )
+    log = tmp_path / "hpc.parquet"
+    pq.write_table(events, log)
+
+    def totals(*options: str) -> dict[str, int]:
+        out = tmp_path / f"s{len(options)}.parquet"
+        code, output = invoke(log, "-o", out, "--no-progress", "-w", "1d", *options)
+        assert code == 0, output
+        table = pq.read_table(out)
+        names = ("completed", "expired", "orphans", "execution_time_count")
+        return {name: sum(table.column(name).to_pylist()) for name in names}
+
+    assert totals() == {"completed": 1, "expired": 2, "orphans": 2, "execution_time_count": 0}
+    assert totals("--orphans", "drop")["completed"] == 0
+    whole = {"completed": 1, "expired": 0, "orphans": 0, "execution_time_count": 1}
+    assert totals("--job-ttl", "30d", "--highest", "30d") == whole
+    code, output = invoke(log, "-o", tmp_path / "x.parquet", "--job-ttl", "soon")
+    assert code == 2 and "job_ttl" in output

@@ -75,6 +75,26 @@ def _quantiles(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     "with the log).",
 )  # fmt: skip
 @click.option(
+    "--job-ttl", default="24h", show_default=True, callback=_duration,
+    help="A job with no event for this long is evicted and counted as expired.",
+)  # fmt: skip
+@click.option(
+    "--retention", default="1h", show_default=True, callback=_duration,
+    help="How long finished jobs are remembered to recognise late duplicates and retries.",
+)  # fmt: skip
+@click.option(
+    "--worker-ttl", default="24h", show_default=True, callback=_duration,
+    help="A worker with no event for this long leaves the pool.",
+)  # fmt: skip
+@click.option(
+    "--highest", default="7d", show_default=True, callback=_duration,
+    help="Longest duration the histograms hold; longer ones are clamped and counted.",
+)  # fmt: skip
+@click.option(
+    "--orphans", type=click.Choice(["adopt", "drop"]), default="adopt", show_default=True,
+    help="What a job's first event that is not IN_QUEUE does.",
+)  # fmt: skip
+@click.option(
     "-e", "--endpoint", "endpoints", multiple=True, metavar="NAME",
     help="Keep only this endpoint (a name or a pattern such as 'sd-*'); repeatable.",
 )  # fmt: skip
@@ -105,6 +125,11 @@ def command(
     significant_figures: int,
     allowed_lateness: str | None,
     exact_order: bool,
+    job_ttl: str,
+    retention: str,
+    worker_ttl: str,
+    highest: str,
+    orphans: str,
     endpoints: tuple[str, ...],
     fmt: str | None,
     strict: bool,
@@ -124,6 +149,11 @@ def command(
         "significant_figures": significant_figures,
         "allowed_lateness": allowed_lateness,
         "exact_order": exact_order,
+        "job_ttl": job_ttl,
+        "retention": retention,
+        "worker_ttl": worker_ttl,
+        "highest": highest,
+        "orphans": orphans,
         "endpoints": list(endpoints) or None,
         "strict": strict,
     }
@@ -151,6 +181,10 @@ def command(
     _print_summary(console, summary)
 
 
+#: Aggregator options passed as they are, on one machine and on Dask.
+_LIFECYCLE_OPTIONS = ("job_ttl", "retention", "worker_ttl", "highest", "orphans")
+
+
 def _run_dask(paths: tuple[str, ...], output: str, address: str, config: dict[str, Any]) -> Summary:
     """Aggregate on a Dask cluster with :func:`jobmetrics.dask.aggregate_logs`, which takes the
     aggregator's options: the order-exact mode is ``allowed_lateness=None`` there; the endpoint
@@ -169,6 +203,7 @@ def _run_dask(paths: tuple[str, ...], output: str, address: str, config: dict[st
         "quantiles": config["quantiles"],
         "significant_figures": config["significant_figures"],
         "allowed_lateness": None if config["exact_order"] else config["allowed_lateness"],
+        **{key: config[key] for key in _LIFECYCLE_OPTIONS},
     }
     started = time.perf_counter()
     table = jm_dask.aggregate_logs(list(paths), output, address=address, **options)
