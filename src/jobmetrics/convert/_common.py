@@ -3,19 +3,20 @@ an event log in the format its file name asks for, and the summary of a conversi
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..io.files import atomic_file, check_writable
 
 __all__ = [
     "FORMATS",
@@ -221,47 +222,37 @@ def write_events(
     The file appears only when complete: it is written to a temporary file beside ``path``, then
     renamed (an interrupted run leaves no half-written log).
     """
-    out = Path(path)
+    out = check_writable(path)
     kind = output_format(out, fmt)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _write(batches, tmp, schema, kind)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as f:
+        _write(batches, f, schema, kind)
 
 
-def _write(batches: Iterable[pa.Table], path: Path, schema: pa.Schema, kind: str) -> None:
+def _write(batches: Iterable[pa.Table], sink: BinaryIO, schema: pa.Schema, kind: str) -> None:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        with pq.ParquetWriter(path, schema) as pw:
+        with pq.ParquetWriter(sink, schema) as pw:
             for b in batches:
                 pw.write_table(b)
             # an empty log still gets a valid file with the schema
     elif kind == "arrow":
         import pyarrow.ipc as ipc
 
-        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as w:
+        with ipc.new_file(sink, schema) as w:
             for b in batches:
                 w.write_table(b)
     elif kind == "csv":
         import pyarrow.csv as pcsv
 
-        with pcsv.CSVWriter(str(path), schema) as w:
+        with pcsv.CSVWriter(sink, schema) as w:
             for b in batches:
                 w.write_table(b)
     else:  # jsonl
-        with path.open("w", encoding="utf-8") as f:
-            for b in batches:
-                for row in b.to_pylist():
-                    f.write(
-                        json.dumps({k: v for k, v in row.items() if v is not None}, separators=(",", ":"))
-                    )
-                    f.write("\n")
+        text = io.TextIOWrapper(sink, encoding="utf-8", newline="\n")
+        for b in batches:
+            for row in b.to_pylist():
+                text.write(json.dumps({k: v for k, v in row.items() if v is not None}, separators=(",", ":")))
+                text.write("\n")
+        text.flush()
+        text.detach()  # the sink stays open: atomic_file closes it

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -470,19 +468,11 @@ def write_or_return(table: pa.Table, output: str | os.PathLike[str] | None) -> p
 
 
 def write_parquet(table: pa.Table, output: str | os.PathLike[str]) -> None:
-    """Write ``table`` to ``output`` so that readers never see a half-written file."""
-    import pyarrow.parquet as pq
+    """Write ``table`` to ``output`` so that readers never see a half-written file (as the single
+    process does: :func:`jobmetrics.io.parquet.write_parquet`)."""
+    from ..io.parquet import write_parquet as write_atomically
 
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(table, output)
 
 
 # ---------------------------------------------------------------------------------- numba's cache

@@ -31,7 +31,6 @@ import contextlib
 import gzip
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
@@ -41,6 +40,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+
+from .files import atomic_file, check_writable
 
 __all__ = ["WRITE_FORMATS", "event_format", "write_events"]
 
@@ -138,9 +139,9 @@ def write_events(
             f"output {target} is a directory; give a file name such as {target}/events.parquet"
         )
     fmt, gz = event_format(path, format)
-    _check_writable(target)
+    check_writable(target)
     table = _with_ms_ts(table)
-    with _atomic(target) as f:
+    with atomic_file(target) as f:
         if fmt == "parquet":
             _write_parquet(table, f, compression or "zstd", batch_rows, progress)
         elif fmt == "ipc":
@@ -160,36 +161,6 @@ def write_events(
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def _check_writable(target: Path) -> Path:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionError(
-            f"cannot create the output folder {target.parent}: {exc.strerror or exc}"
-        ) from exc
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write to the output folder {target.parent}")
-    return target
-
-
-@contextlib.contextmanager
-def _atomic(target: Path) -> Iterator[BinaryIO]:
-    """A binary file that replaces ``target`` when the block ends without an error."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _with_ms_ts(table: pa.Table) -> pa.Table:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..histogram import HdrHistogram
+from ..io.files import check_writable, write_bytes
 from ..snapshot import WORKER_STATES, rollup
 from ..timeparse import parse_duration
 
@@ -401,14 +400,4 @@ def series(report: Report, *, max_points: int = 240) -> pa.Table:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(check_writable(path), data)
