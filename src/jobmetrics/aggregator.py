@@ -469,8 +469,9 @@ class Aggregator:
     def save(self, path: str | PathLike[str], *, format: Literal["arrow", "parquet"] | None = None) -> None:
         """Write the full state (options, endpoints, open and closed windows, lifetime sums of
         dropped windows, jobs in flight, workers, held events, counters, rejections, watermark) to
-        an Arrow IPC file, or Parquet (``format="parquet"`` or a ``.parquet`` suffix). :meth:`restore` reads it back; see
-        docs/persistence.md. The state is copied under the lock and written outside it."""
+        an Arrow IPC file, or Parquet (``format="parquet"`` or a ``.parquet`` suffix).
+        :meth:`restore` reads it back; see docs/persistence.md. The state is copied under the lock
+        and written outside it."""
         from .persist import save
 
         save(self, path, format=format)
