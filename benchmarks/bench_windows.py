@@ -6,7 +6,7 @@ Groups
   windows. jobmetrics' :meth:`Aggregator.percentiles` against the same merge done with the
   ``hdrhistogram`` package (decode the 60 rows' ``*_hdr`` bytes once, then per query add them and
   ask three percentiles) and against numpy (sum 60 dense count rows, cumulative sum, search).
-  The issue's goal: <= 20 µs.
+  The goal: <= 20 µs.
 * ``snapshot-export``: ``snapshot()`` of 1 000 endpoints x 60 one-minute windows, against the
   ``hdrhistogram`` package encoding the same number of histograms (scaled per histogram).
   ``extra_info["closed_row_bytes"]`` is the memory per closed (endpoint, window) row.
