@@ -276,6 +276,15 @@ class EndpointRun:
                 if wait < end:
                     push(heap, (now + 1 + int(wait), next_seq(), A_UNHEALTHY, w, 0))
 
+        def work_or_idle(w: int, now: int) -> None:
+            """Worker ``w``, ready at ``now`` (not running a job): the next job, or idle."""
+            j = take_job(now)
+            if j >= 0:
+                set_worker(w, W_RUNNING, now)
+                start_job(j, w, now)
+            else:
+                set_worker(w, W_IDLE, now)
+
         def wanted() -> int:
             """Workers the scaler wants for the jobs queued and running now."""
             return min(max(-(-(n_queued + n_running) // per_w), min_w), max_w)
@@ -507,12 +516,7 @@ class EndpointRun:
                 cold_at.append(now)
                 c["cold_start_count"] += 1
                 became_ready(a, now)
-                j = take_job(now)
-                if j >= 0:
-                    set_worker(a, W_RUNNING, now)
-                    start_job(j, a, now)
-                else:
-                    set_worker(a, W_IDLE, now)
+                work_or_idle(a, now)
             elif action == A_START_THROTTLE:
                 set_worker(a, W_THROTTLED, now)
                 push(heap, (now + s_throttle() + b, next_seq(), A_READY, a, w_token[a]))
@@ -533,12 +537,7 @@ class EndpointRun:
             elif action == A_UNTHROTTLE:
                 if w_token[a] != b:
                     continue
-                j = take_job(now)
-                if j >= 0:
-                    set_worker(a, W_RUNNING, now)
-                    start_job(j, a, now)
-                else:
-                    set_worker(a, W_IDLE, now)
+                work_or_idle(a, now)
             elif action == A_UNHEALTHY:
                 st = w_state[a]
                 if st != W_IDLE and st != W_RUNNING and st != W_THROTTLED:
@@ -568,12 +567,7 @@ class EndpointRun:
                     continue
                 c["worker_recoveries"] += 1
                 became_ready(a, now)
-                j = take_job(now)
-                if j >= 0:
-                    set_worker(a, W_RUNNING, now)
-                    start_job(j, a, now)
-                else:
-                    set_worker(a, W_IDLE, now)
+                work_or_idle(a, now)
 
         if progress is not None:
             progress(1.0)
