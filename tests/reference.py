@@ -53,7 +53,7 @@ import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "COUNTERS",
@@ -237,6 +237,19 @@ class Params:
         for name in ("allowed_lateness_us", "job_ttl_us", "retention_us", "worker_ttl_us"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+
+    def aggregator_options(self) -> dict[str, Any]:
+        """These options as ``jobmetrics.Aggregator`` keyword arguments."""
+        return {
+            "window": self.window_us,
+            "allowed_lateness": self.allowed_lateness_us,
+            "job_ttl": self.job_ttl_us,
+            "retention": self.retention_us,
+            "sweep_interval": self.sweep_interval_us,
+            "worker_ttl": self.worker_ttl_us,
+            "orphans": self.orphans,
+            "highest": self.highest_us,
+        }
 
 
 @dataclass

@@ -28,7 +28,6 @@ from streams import (
     table_to_events,
 )
 
-HIGHEST = "7d"
 HIGHEST_US = 7 * 86_400 * 1_000_000
 METRICS = {"execution_time": "execution_us", "delay_time": "delay_us"}
 
@@ -38,16 +37,7 @@ METRICS = {"execution_time": "execution_us", "delay_time": "delay_us"}
 def aggregator(params: Params) -> Any:
     from jobmetrics import Aggregator
 
-    return Aggregator(
-        window=params.window_us,
-        allowed_lateness=params.allowed_lateness_us,
-        job_ttl=params.job_ttl_us,
-        retention=params.retention_us,
-        sweep_interval=params.sweep_interval_us,
-        orphans=params.orphans,
-        significant_figures=2,
-        highest=HIGHEST,
-    )
+    return Aggregator(**params.aggregator_options(), significant_figures=2)
 
 
 def expected_histogram(values: list[int]) -> Any:

@@ -30,16 +30,7 @@ QUANTILES = (0.7, 0.9, 0.98)
 
 
 def aggregator(params: Params) -> Aggregator:
-    return Aggregator(
-        window=params.window_us,
-        allowed_lateness=params.allowed_lateness_us,
-        job_ttl=params.job_ttl_us,
-        retention=params.retention_us,
-        sweep_interval=params.sweep_interval_us,
-        worker_ttl=params.worker_ttl_us,
-        orphans=params.orphans,
-        quantiles=QUANTILES,
-    )
+    return Aggregator(**params.aggregator_options(), quantiles=QUANTILES)
 
 
 def rows_of(table: pa.Table, endpoint: str, first_window_us: int | None) -> pa.Table:

@@ -32,16 +32,7 @@ T0 = 1_700_000_000_000  # ms
 
 
 def aggregator(params: Params, **overrides: Any) -> Aggregator:
-    options: dict[str, Any] = {
-        "window": params.window_us,
-        "allowed_lateness": params.allowed_lateness_us,
-        "job_ttl": params.job_ttl_us,
-        "retention": params.retention_us,
-        "sweep_interval": params.sweep_interval_us,
-        "worker_ttl": params.worker_ttl_us,
-        "orphans": params.orphans,
-    }
-    return Aggregator(**{**options, **overrides})
+    return Aggregator(**{**params.aggregator_options(), **overrides})
 
 
 def feed(agg: Aggregator, events: list[Event], how: str) -> None:

@@ -46,18 +46,7 @@ T0 = BASE_MS * 1000 // (3600 * S) * (3600 * S)  # an hour boundary near the gene
 def aggregator(params: Params, **overrides: Any) -> Any:
     from jobmetrics import Aggregator
 
-    options: dict[str, Any] = {
-        "window": params.window_us,
-        "allowed_lateness": params.allowed_lateness_us,
-        "job_ttl": params.job_ttl_us,
-        "retention": params.retention_us,
-        "sweep_interval": params.sweep_interval_us,
-        "worker_ttl": params.worker_ttl_us,
-        "orphans": params.orphans,
-        "significant_figures": 2,
-        "highest": HIGHEST_US,
-        "quantiles": QUANTILES,
-    }
+    options = {**params.aggregator_options(), "significant_figures": 2, "quantiles": QUANTILES}
     return Aggregator(**{**options, **overrides})
 
 
