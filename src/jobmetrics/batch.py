@@ -32,7 +32,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .aggregator import Aggregator
-from .events import EventBatch, normalize
 from .io.parquet import check_writable, write_parquet
 from .io.readers import DEFAULT_BATCH_SIZE, Chunk, Malformed, Source, discover, read_batches
 
@@ -308,7 +307,7 @@ def run(
     summary = Summary(files=[str(s.path) for s in sources])
     with _progress_reporter(progress) as report:
         run_ = _Run(agg, sources, summary, patterns, strict, report, started)
-        run_.read(batch_size, use_threads, exact)
+        run_.read(batch_size, use_threads)
         run_.tick("sorting" if exact else "reading")
         agg.flush()
         table = agg.snapshot()
@@ -422,8 +421,7 @@ class _Run:
         )
 
     # -- reading ---------------------------------------------------------------------------------
-    def read(self, batch_size: int, use_threads: bool, exact: bool) -> None:
-        held: list[EventBatch] = []
+    def read(self, batch_size: int, use_threads: bool) -> None:
         for source in self.sources:
             self.current, self.position = source, 0
             for chunk in read_batches(
@@ -433,18 +431,11 @@ class _Run:
                 self.position = chunk.position
                 data, rows = self._select(chunk)
                 if data.num_rows:
-                    if exact:
-                        batch = self._normalize(chunk, data, rows)
-                        if batch is not None and len(batch):
-                            held.append(batch)
-                    else:
-                        self._ingest(chunk, data, rows)
+                    self._ingest(chunk, data, rows)
                 self.tick("reading")
             self.bytes_before += source.size
             self.files_done += 1
             self.position = 0
-        if exact:
-            self._apply_in_order(held)
 
     def _malformed(self, bad: Malformed) -> None:
         self.summary.malformed += 1
@@ -530,47 +521,6 @@ class _Run:
             self._batch_error(chunk, rows, data.num_rows, exc)
             return
         self._record_rejections(chunk, rows, total_before, samples_before)
-
-    def _normalize(
-        self, chunk: Chunk, data: pa.RecordBatch | pa.Table, rows: np.ndarray | None
-    ) -> EventBatch | None:
-        rej = self.agg.rejections
-        total_before, samples_before = rej.total, len(rej.samples)
-        try:
-            batch, _ = normalize(data, self.agg.registry, rejections=rej, batch_number=self.batch_number)
-        except (ValueError, TypeError) as exc:
-            self._batch_error(chunk, rows, data.num_rows, exc)
-            return None
-        self.batch_number += 1
-        self._record_rejections(chunk, rows, total_before, samples_before)
-        return batch
-
-    def _apply_in_order(self, held: list[EventBatch]) -> None:
-        """Exact mode: every held event, sorted by time, in one ingest of an aggregator that holds
-        events until flush (``allowed_lateness=None``)."""
-        if not held:
-            return
-        self.tick("sorting")
-        batch = EventBatch.concat(held)
-        held.clear()
-        ts = batch.ts
-        if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
-            batch = batch.take(np.argsort(ts, kind="stable"))
-        names = pa.array(self.agg.registry.names(), type=pa.string())
-        total_before = self.agg.rejections.total
-        self.agg.ingest(
-            {
-                "ts": pa.array(batch.ts, type=pa.timestamp("us")),
-                "kind": pa.array(batch.kind),
-                "endpoint": pa.DictionaryArray.from_arrays(pa.array(batch.endpoint), names),
-                "job_id": pa.array(batch.job, mask=batch.job == 0),
-                "state": pa.array(batch.state),
-                "worker_id": pa.array(batch.worker, mask=batch.worker == 0),
-                "status_code": pa.array(batch.status),
-            }
-        )
-        if self.agg.rejections.total != total_before:  # every row was validated already
-            raise AssertionError("rows rejected when re-reading normalised events")
 
 
 # --------------------------------------------------------------------------------------------------
