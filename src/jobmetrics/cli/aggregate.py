@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..batch import MalformedInputError, Summary, progress_bar, run, summarize_snapshot
 from ..io.readers import DEFAULT_BATCH_SIZE, FORMATS, LogReadError
-from ..timeparse import parse_duration
+from ._params import duration_us
 
 __all__ = ["command"]
 
@@ -32,10 +32,7 @@ class InputProblem(click.UsageError):
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or (param.name == "allowed_lateness" and value.lower() == "none"):
         return None
-    try:
-        parse_duration(value, name=param.name or "duration")
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    duration_us(value, param.name or "duration")
     return value
 
 

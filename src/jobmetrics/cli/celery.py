@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from ..aggregator import Aggregator
 from ..timeparse import parse_duration
+from ._params import duration_us
 
 __all__ = ["SnapshotWriter", "command", "load_app", "make_app"]
 
@@ -149,10 +150,7 @@ def load_app(name: str | None, broker: str | None) -> Any:
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        us = parse_duration(value, name=param.name or "duration")
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    us = duration_us(value, param.name or "duration")
     if param.name == "allowed_lateness" and us < 2_000_000:
         # events recorded by the receiver's housekeeping (silent workers, tasks held for their
         # task-sent) come up to about a second after their time

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ._params import duration_us
+
 __all__ = ["command"]
 
 #: The simulated endpoints (the simulator's "three" preset: an LLM, SDXL and Whisper).
@@ -17,12 +19,7 @@ ENDPOINTS = "three"
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ..timeparse import parse_duration
-
-    try:
-        us = parse_duration(value, name="--duration")
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    us = duration_us(value, "--duration")
     if not 60_000_000 <= us <= 86_400_000_000:
         raise click.BadParameter(f"--duration must be between 1m and 1d, got {value!r}")
     return value

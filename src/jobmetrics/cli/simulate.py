@@ -17,7 +17,8 @@ from rich.table import Table
 
 from ..io.eventlog import WRITE_FORMATS, event_format, write_events
 from ..simulate import PRESETS, PROFILES, SimulationResult, resolve_endpoints, simulate
-from ..timeparse import parse_duration, to_epoch_us
+from ..timeparse import to_epoch_us
+from ._params import duration_us
 
 __all__ = ["command"]
 
@@ -25,10 +26,7 @@ __all__ = ["command"]
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    try:
-        us = parse_duration(value, name=f"--{param.name}")
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    us = duration_us(value, f"--{param.name}")
     if param.name == "duration" and us < 1000:
         raise click.BadParameter(f"the simulated span must be at least 1ms, got {value!r}")
     return value
