@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_SIGNIFICANT_FIGURES", "Geometry"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MAX_SIGNIFICANT_FIGURES", "Geometry", "lowest_equivalent_values"]
 
 MAX_SIGNIFICANT_FIGURES = 5
+
+
+def lowest_equivalent_values(
+    indices: npt.ArrayLike, unit_magnitude: int, half_magnitude: int
+) -> npt.NDArray[np.int64]:
+    """The lowest value of the bucket at each counts index (vectorised; the bucket at index ``i``
+    ends where the one at ``i + 1`` starts)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    half = 1 << half_magnitude
+    bucket = (idx >> half_magnitude) - 1
+    sub = (idx & (half - 1)) + half
+    low = bucket < 0
+    sub = np.where(low, sub - half, sub)
+    bucket = np.where(low, 0, bucket)
+    return (sub << (bucket + unit_magnitude)).astype(np.int64)
 
 
 def _bucket_count(smallest_untrackable: int, highest: int) -> int:

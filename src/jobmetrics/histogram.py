@@ -16,7 +16,7 @@ import numpy.typing as npt
 from . import codec
 from ._kernels import hdr as _hdr
 from ._kernels import hdr_query as _q
-from .geometry import Geometry
+from .geometry import Geometry, lowest_equivalent_values
 
 __all__ = ["DEFAULT_HIGHEST", "HdrHistogram"]
 
@@ -499,7 +499,7 @@ class HdrHistogram:
         """The non-empty buckets as ``(values, counts)``; ``values`` are each bucket's lowest value."""
         idx = np.flatnonzero(self._counts)
         g = self._geometry
-        values = _values_from_indices(idx, g.unit_magnitude, g.half_magnitude)
+        values = lowest_equivalent_values(idx, g.unit_magnitude, g.half_magnitude)
         return values, self._counts[idx].copy()
 
     # ------------------------------------------------------------------ sparse form and merging
@@ -554,7 +554,7 @@ class HdrHistogram:
                 top = int(np.flatnonzero(extra)[-1]) + self._counts.shape[0]
                 self._raise_out_of_range(
                     int(
-                        _values_from_indices(
+                        lowest_equivalent_values(
                             np.array([top]),
                             self._geometry.unit_magnitude,
                             self._geometry.half_magnitude,
@@ -680,16 +680,3 @@ def _restore(
     h._add_sparse(idx, cnt)
     h.clamped_count = clamped
     return h
-
-
-def _values_from_indices(
-    idx: npt.NDArray[np.int64], unit_magnitude: int, half_magnitude: int
-) -> npt.NDArray[np.int64]:
-    idx = np.asarray(idx, dtype=np.int64)
-    half = 1 << half_magnitude
-    bucket = (idx >> half_magnitude) - 1
-    sub = (idx & (half - 1)) + half
-    low = bucket < 0
-    sub = np.where(low, sub - half, sub)
-    bucket = np.where(low, 0, bucket)
-    return (sub << (bucket + unit_magnitude)).astype(np.int64)

@@ -41,7 +41,7 @@ except ImportError as exc:  # tested by hiding prometheus_client from the import
     ) from exc
 
 from .aggregator import METRICS, Aggregator
-from .geometry import Geometry
+from .geometry import Geometry, lowest_equivalent_values
 from .health import last_window_workers
 from .snapshot import WORKER_STATES
 from .timeparse import parse_duration
@@ -86,16 +86,8 @@ Buckets = Sequence[float] | Mapping[str, Sequence[float]]
 @functools.lru_cache(maxsize=16)
 def _bucket_table(unit_magnitude: int, half_magnitude: int, length: int) -> tuple[Any, Any]:
     """Highest and median equivalent value (µs) of every counts index (read-only arrays)."""
-    i = np.arange(length, dtype=np.int64)
-    half = np.int64(1) << half_magnitude
-    bucket = (i >> half_magnitude) - 1
-    sub = (i & (half - 1)) + half
-    first = bucket < 0
-    sub = np.where(first, sub - half, sub)
-    bucket = np.where(first, 0, bucket)
-    shift = bucket + unit_magnitude
-    lowest = sub << shift
-    size = np.int64(1) << shift
+    edges = lowest_equivalent_values(np.arange(length + 1), unit_magnitude, half_magnitude)
+    lowest, size = edges[:-1], np.diff(edges)
     highest = lowest + size - 1
     median = lowest + (size >> 1)
     highest.setflags(write=False)
