@@ -811,6 +811,33 @@ def test_registry_codes() -> None:
     assert registry.codes(pa.array(["a", "b", "c"]).slice(1)).tolist() == [5, 6]
 
 
+def test_one_dictionary_chunk_with_nulls_repeats_and_unused_entries() -> None:
+    """A single dictionary chunk (what Parquet readers give): null rows, a dictionary that repeats
+    a value and holds one no row uses. Only used names are registered; rows rejected for another
+    reason do not register theirs."""
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array([0, None, 2, 1, 0, 3], pa.int32()), pa.array(["b", "a", "b", "c", "unused"])
+    )
+    registry = EndpointRegistry()
+    assert registry.codes(dictionary).tolist() == [0, -1, 0, 1, 0, 2]
+    assert registry.names() == ["b", "a", "c"]
+
+    table = pa.table(
+        {
+            "ts": [1, 2, 3, 4],
+            "endpoint": pa.DictionaryArray.from_arrays(
+                pa.array([0, 1, None, 3], pa.int32()), pa.array(["sd", "llm", "never", "sd"])
+            ),
+            "job_id": ["j1", "j2", "j3", "j4"],
+            "state": ["IN_QUEUE", "EXPLODED", "IN_QUEUE", "IN_QUEUE"],
+        }
+    )
+    registry = EndpointRegistry()
+    batch, _ = normalize(table, registry)
+    assert registry.names() == ["sd"]  # llm's only row has a bad state, "never" no row at all
+    assert batch.endpoint.tolist() == [0, 0]
+
+
 def test_event_batch_helpers() -> None:
     empty = EventBatch.empty()
     assert len(empty) == 0 and empty.ts.dtype == np.int64

@@ -363,19 +363,56 @@ def _value_text(col: Column | None, row: int) -> str:
 
 @dataclass(slots=True)
 class _Encoded:
-    """Dense codes of a string column: ``codes[i]`` indexes ``values`` (-1 for null)."""
+    """Dense codes of a string column: ``codes[i]`` indexes ``values`` (-1 for null).
 
-    codes: I32
+    A dictionary column keeps its row indices and the code of each dictionary entry apart
+    (``row_index``, ``entry_codes``, whose last entry is -1 for null rows): lookups then gather
+    over the rows once, instead of once to build ``codes`` and again to map them.
+    """
+
+    _codes: I32 | None
     values: list[Any]
     #: every value in ``values`` occurs in some row (no unused dictionary entries).
     all_used: bool
+    row_index: npt.NDArray[np.intp] | None = None
+    entry_codes: I32 | None = None
+
+    @property
+    def codes(self) -> I32:
+        if self._codes is None:
+            assert self.entry_codes is not None and self.row_index is not None
+            self._codes = self.entry_codes[self.row_index]
+        return self._codes
+
+    def used(self, keep: Bool | None) -> npt.NDArray[np.bool_]:
+        """Whether each value occurs in a row (of the rows in ``keep``, if given)."""
+        if self.row_index is not None and self.entry_codes is not None:
+            rows = self.row_index if keep is None else self.row_index[keep]
+            per_entry = np.bincount(rows, minlength=len(self.entry_codes))
+            counts = np.zeros(len(self.values) + 1, dtype=np.int64)
+            np.add.at(counts, self.entry_codes, per_entry)  # entry -1 (null rows) lands in the spare
+            return counts[: len(self.values)] > 0
+        codes = self.codes if keep is None else self.codes[keep]
+        return np.bincount(codes[codes >= 0], minlength=len(self.values)) > 0
 
     def lookup(self, table: npt.NDArray[Any], null: Any) -> npt.NDArray[Any]:
         """``table[code]`` per row, ``null`` for null rows (``table`` has one entry per value)."""
         full = np.empty(len(table) + 1, dtype=table.dtype)
         full[:-1] = table
         full[-1] = null
+        if self._codes is None and self.entry_codes is not None and self.row_index is not None:
+            return full[self.entry_codes][self.row_index]
         return full[self.codes]
+
+
+def _encode_dictionary(arr: pa.DictionaryArray) -> _Encoded:
+    """Codes of a dictionary array, kept as row indices into per-entry codes (see :class:`_Encoded`)."""
+    inner, values, _ = _encode_chunk(arr.dictionary)
+    idx, nulls = _numbers(arr.indices, np.intp)
+    if nulls is not None:
+        idx[nulls] = len(inner)  # the spare entry, coded -1
+    entry_codes = np.append(inner, np.int32(-1)).astype(np.int32)
+    return _Encoded(None, values, False, idx, entry_codes)
 
 
 def _encode_chunk(arr: pa.Array) -> tuple[I32, list[Any], bool]:
@@ -404,7 +441,10 @@ def _encode(col: Column, n: int) -> _Encoded:
     """
     chunks = list(_chunks(col))
     if len(chunks) == 1 and chunks[0][0] == 0 and len(chunks[0][1]) == n:
-        codes, values, all_used = _encode_chunk(chunks[0][1])
+        only = chunks[0][1]
+        if pa.types.is_dictionary(only.type) and len(only.dictionary):
+            return _encode_dictionary(only)
+        codes, values, all_used = _encode_chunk(only)
         return _Encoded(codes, values, all_used)
     out = np.full(n, -1, dtype=np.int32)
     index: dict[Any, int] = {}
@@ -492,12 +532,7 @@ class EndpointRegistry:
 
     def _codes(self, enc: _Encoded, keep: Bool | None) -> I32:
         """Codes of encoded endpoint names; registers only the names used by rows in ``keep``."""
-        used: Iterable[bool]
-        if keep is None and enc.all_used:
-            used = [True] * len(enc.values)
-        else:
-            rows = enc.codes if keep is None else enc.codes[keep]
-            used = np.bincount(rows[rows >= 0], minlength=len(enc.values)) > 0
+        used = [True] * len(enc.values) if keep is None and enc.all_used else enc.used(keep).tolist()
         table = np.array(
             [self.code(_text(v)) if u else -1 for v, u in zip(enc.values, used, strict=True)],
             dtype=np.int32,
