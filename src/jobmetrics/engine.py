@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ._kernels import clock as C
 from ._kernels import layout as L
 from ._kernels.lifecycle import apply_events
+from ._kernels.runs import repeated_runs
 from ._kernels.sparse import drain_dense
 from ._kernels.table import table_rehash
 from .events import EventBatch
@@ -69,8 +70,9 @@ class Engine:
         self.st[L.ST_CLOCK_W] = L.NO_TIME
         self.st[L.ST_NEXT_SWEEP] = L.NO_TIME
         self.st[L.ST_MIN_IN_FLIGHT] = L.NO_TIME_MAX
+        # scratch set of :func:`repeated_runs` (its contents never matter between calls)
         self.scratch_key = np.zeros(4096, dtype=np.int64)
-        self.scratch_gen = np.zeros(4096, dtype=np.int64)
+        self.scratch_time = np.full(4096, L.NO_TIME, dtype=np.int64)
         self.closed = ClosedRows(config.counts_len, L.R_HIST - L.R_CNT, L.N_METRICS)
         self._grow_rows(64)
         self._grow_pool(64)
@@ -186,13 +188,17 @@ class Engine:
         if len(batch) == 0:
             return
         batch = batch.writable()
+        repeats = repeated_runs(
+            batch.ts, batch.kind, batch.endpoint, batch.job, batch.worker, 0,
+            self.scratch_key, self.scratch_time,
+        )  # fmt: skip
         pos = 0
         while True:
             status, pos = apply_events(
                 batch.ts, batch.kind, batch.endpoint, batch.job, batch.state, batch.worker,
                 batch.status, pos, self.jt, self.wt, self.fifo, self.slot_of, self.rows, self.row_free,
                 self.epa, self.pool, self.spill, self.pool_free, self.invalid_pairs, self.st, self._cfg(),
-                self.scratch_key, self.scratch_gen,
+                repeats,
             )  # fmt: skip
             if status == L.OK:
                 return
@@ -363,8 +369,6 @@ class Engine:
             out[f"{name}.count"] = dense[slot, bucket].astype(np.int64)
         for name in ("slot_of", "epa", "rows", "row_free", "pool_free", "invalid_pairs", "st"):
             out[name] = getattr(self, name).copy()
-        out["scratch_key"] = self.scratch_key.copy()
-        out["scratch_gen"] = self.scratch_gen.copy()
         out["n_endpoints"] = np.array([self.n_endpoints], dtype=np.int64)
         closed = self.closed.all()
         out["closed.endpoint"] = closed.endpoint.copy()
@@ -460,8 +464,6 @@ class Engine:
         if self.row_free.shape[0] != self.rows.shape[0] or self.pool_free.shape[0] != self.pool.shape[0]:
             raise ValueError("engine state: free lists do not match the rows and the pool")
         self.st = st.copy()
-        self.scratch_key = get("scratch_key", np.int64).copy()
-        self.scratch_gen = get("scratch_gen", np.int64).copy()
         self.n_endpoints = int(get("n_endpoints", np.int64)[0])
         n_metrics = L.N_METRICS
         block = RowBlock(

@@ -76,7 +76,6 @@ from .layout import (
     ST_CLOCK_W,
     ST_FIFO_HEAD,
     ST_FIFO_TAIL,
-    ST_GEN,
     ST_JOBS,
     ST_MIN_IN_FLIGHT,
     ST_NEXT_SWEEP,
@@ -94,12 +93,10 @@ from .layout import (
     W_SEEN,
     W_UNHEALTHY,
 )
+from .runs import reorder_run
 from .table import GOLDEN, entity_key, table_bits, table_delete, table_find
 
-__all__ = ["apply_events", "best_group_order"]
-
-_WORKER_SALT = np.int64(0x3C6EF372FE94F82B)  # keeps worker keys apart from job keys in a run
-SHORT_RUN = 8  # runs of equal timestamps up to this long are checked pairwise
+__all__ = ["apply_events"]
 
 
 @kernel
@@ -191,129 +188,6 @@ def _apply_worker(t, e, wkey, s_new, wt, rows, r, epa, pool, spill, pool_free, s
 
 
 @kernel
-def _step(s, x, adopt):
-    """(new state, 1 if legal) when a job in ``s`` (0 = unknown) receives state ``x``."""
-    if s == 0:
-        if x == IN_QUEUE:
-            return x, 1
-        return (x if adopt else s), 0
-    if x != s and LEGAL[s, x]:
-        return x, 1
-    return s, 0
-
-
-@kernel
-def best_group_order(states, cur, adopt):
-    """Positions into ``states`` (one job's events at one timestamp, sorted by state) in the order
-    that makes the most transitions legal from ``cur``; among equally good orders the first in
-    state order. A depth-first search over distinct orders, pruned by the best score found."""
-    k = states.shape[0]
-    remaining = np.zeros(7, dtype=np.int64)
-    for j in range(k):
-        remaining[states[j]] += 1
-    chosen = np.zeros(k, dtype=np.int64)  # state picked at each depth
-    job_state = np.zeros(k + 1, dtype=np.int64)
-    score = np.zeros(k + 1, dtype=np.int64)
-    best = np.zeros(k, dtype=np.int64)
-    best_score = -1
-    job_state[0] = cur
-    depth = 0
-    chosen[0] = 0  # next candidate state at depth 0 is chosen[0] + 1
-    while depth >= 0:
-        # next candidate state at this depth
-        x = chosen[depth] + 1
-        while x <= 6 and remaining[x] == 0:
-            x += 1
-        if x > 6:
-            depth -= 1
-            if depth >= 0:
-                remaining[chosen[depth]] += 1
-            continue
-        chosen[depth] = x
-        remaining[x] -= 1
-        nxt, legal = _step(job_state[depth], x, adopt)
-        job_state[depth + 1] = nxt
-        score[depth + 1] = score[depth] + legal
-        if depth + 1 == k:
-            if score[k] > best_score:
-                best_score = score[k]
-                best[:] = chosen
-            remaining[x] += 1
-        elif score[depth + 1] + (k - depth - 1) > best_score:
-            depth += 1
-            chosen[depth] = 0
-        else:
-            remaining[x] += 1  # cannot beat the best: try the next state here
-    # states -> positions: equal states keep their order
-    used = np.zeros(k, dtype=np.bool_)
-    order = np.empty(k, dtype=np.int64)
-    for d in range(k):
-        for j in range(k):
-            if not used[j] and states[j] == best[d]:
-                used[j] = True
-                order[d] = j
-                break
-    return order
-
-
-@kernel
-def _run_key(kd, e, job, worker):
-    """Who an event is about: a job or worker key (never 0), or 0 for webhooks and markers.
-
-    Takes scalars: it runs for every event that shares its timestamp with another.
-    """
-    if kd == KIND_JOB:
-        return entity_key(job, e)
-    if kd == KIND_WORKER:
-        k = entity_key(worker, e) ^ _WORKER_SALT
-        return k if k != 0 else np.int64(1)
-    return np.int64(0)
-
-
-@kernel
-def _reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
-    """Rearrange events ``[a, b)`` (one timestamp) in place so the result does not depend on
-    their arrival order: events of one job or worker together, a job's in the order that makes
-    the most of its transitions legal, a worker's in state order; webhooks and markers first."""
-    length = b - a
-    keys = np.empty(length, dtype=np.int64)
-    rank = np.empty(length, dtype=np.int64)
-    for j in range(length):
-        i = a + j
-        keys[j] = _run_key(kind[i], ep[i], job[i], worker[i])
-        rank[j] = state[i]
-    order = np.argsort(rank, kind="mergesort")
-    order = order[np.argsort(keys[order], kind="mergesort")]  # by key, then state: deterministic
-    final = np.empty(length, dtype=np.int64)
-    bits = table_bits(jt.shape[0])
-    j = 0
-    while j < length:
-        k = keys[order[j]]
-        g_end = j + 1
-        while g_end < length and keys[order[g_end]] == k:
-            g_end += 1
-        size = g_end - j
-        if size == 1 or k == 0 or kind[a + order[j]] != KIND_JOB:
-            final[j:g_end] = order[j:g_end]
-        else:
-            states = np.empty(size, dtype=np.int64)
-            for m in range(size):
-                states[m] = state[a + order[j + m]]
-            slot = table_find(jt, k, bits)
-            cur = jt[slot, J_META] & 0xFF if jt[slot, J_KEY] != 0 else 0
-            best = best_group_order(states, cur, adopt)
-            for m in range(size):
-                final[j + m] = order[j + best[m]]
-        j = g_end
-    kind[a:b] = kind[a:b][final]
-    ep[a:b] = ep[a:b][final]
-    job[a:b] = job[a:b][final]
-    state[a:b] = state[a:b][final]
-    worker[a:b] = worker[a:b][final]
-    status_code[a:b] = status_code[a:b][final]
-
-
-@kernel
 def apply_events(
     ts,
     kind,
@@ -336,10 +210,12 @@ def apply_events(
     invalid_pairs,
     st,
     cfg,
-    scratch_key,
-    scratch_gen,
+    repeats,
 ):
-    """Apply events ``start..n-1`` (sorted by time); return (status, position)."""
+    """Apply events ``start..n-1`` (sorted by time); return (status, position).
+
+    ``repeats`` holds the start positions of the runs that :func:`.runs.repeated_runs` found.
+    """
     n = ts.shape[0]
     width = cfg[CFG_WIDTH]
     adopt = cfg[CFG_ADOPT] != 0
@@ -355,21 +231,27 @@ def apply_events(
     jt_limit = (cap * 3) // 4
     wt_limit = (wt.shape[0] * 3) // 4
     fifo_cap = fifo.shape[0]
-    scratch_size = scratch_key.shape[0]
-    scratch_bits = table_bits(scratch_size)
-    checked_to = start  # runs starting before this position were already examined
+    n_repeats = repeats.shape[0]
+    ri = 0
+    while ri < n_repeats and repeats[ri] < start:
+        ri += 1  # runs before a restart were reordered already
+    next_repeat = repeats[ri] if ri < n_repeats else n
     w = np.int64(0)
     w_start = np.int64(1)  # empty cached window: the first event computes its own
     w_end = np.int64(0)
     i = start
     while i < n:
+        # Hot-path indices are uint64: numba adds negative-index wraparound code to every access
+        # with a signed index (a compare and a select each), ~2 ns per event in all.
+        ui = np.uint64(i)
         ahead = i + PREFETCH_DISTANCE
-        if ahead < n and kind[ahead] == KIND_JOB:
+        ua = np.uint64(ahead)
+        if ahead < n and kind[ua] == KIND_JOB:
             prefetch_row(
                 jt,
-                np.int64((np.uint64(entity_key(job[ahead], ep[ahead])) * GOLDEN) >> np.uint64(64 - bits)),
+                np.int64((np.uint64(entity_key(job[ua], ep[ua])) * GOLDEN) >> np.uint64(64 - bits)),
             )
-        t = ts[i]
+        t = ts[ui]
         if t < w_start or t >= w_end:  # a division only when the event leaves the cached window
             w = t // width
             w_start = w * width
@@ -378,51 +260,13 @@ def apply_events(
             status = catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg)
             if status != OK:
                 return status, i
-        # a run of equal timestamps holding two events of one job is reordered first
-        if i >= checked_to and i + 1 < n and ts[i + 1] == t:
-            run_end = i + 2
+        if i == next_repeat:  # a run of equal timestamps holding two events of one job or worker
+            run_end = i + 1
             while run_end < n and ts[run_end] == t:
                 run_end += 1
-            checked_to = run_end
-            repeat = False
-            if run_end - i <= SHORT_RUN:
-                # most runs are a few events: compare who they are about pairwise, no hashing
-                for j in range(i, run_end - 1):
-                    kj = kind[j]
-                    if kj != KIND_JOB and kj != KIND_WORKER:
-                        continue
-                    for m in range(j + 1, run_end):
-                        if kind[m] == kj and ep[m] == ep[j]:
-                            if kj == KIND_JOB:
-                                if job[m] == job[j]:
-                                    repeat = True
-                                    break
-                            elif worker[m] == worker[j]:
-                                repeat = True
-                                break
-                    if repeat:
-                        break
-            elif (run_end - i) * 2 <= scratch_size:
-                st[ST_GEN] += 1
-                gen = st[ST_GEN]
-                for j in range(i, run_end):
-                    key = _run_key(kind[j], ep[j], job[j], worker[j])
-                    if key == 0:
-                        continue
-                    h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - scratch_bits))
-                    while scratch_gen[h] == gen:
-                        if scratch_key[h] == key:
-                            repeat = True
-                            break
-                        h = (h + 1) & (scratch_size - 1)
-                    if repeat:
-                        break
-                    scratch_gen[h] = gen
-                    scratch_key[h] = key
-            else:
-                repeat = True  # too long to check cheaply; reordering is correct either way
-            if repeat:
-                _reorder_run(i, run_end, kind, ep, job, state, worker, status_code, jt, adopt)
+            reorder_run(i, run_end, kind, ep, job, state, worker, status_code, jt, adopt)
+            ri += 1
+            next_repeat = repeats[ri] if ri < n_repeats else n
         if st[ST_JOBS] >= jt_limit:
             return NEED_JOB_TABLE, i
         if st[ST_WORKERS] >= wt_limit:
@@ -433,22 +277,25 @@ def apply_events(
             return NEED_POOL, i
         if st[ST_FIFO_TAIL] - st[ST_FIFO_HEAD] >= fifo_cap:
             return NEED_FIFO, i
-        e = ep[i]
-        r = slot_of[e, w & (RING - 1)]
-        if r < 0 or rows[r, R_W] != w:
+        e = ep[ui]
+        ue = np.uint64(e)
+        r = slot_of[ue, np.uint64(w & (RING - 1))]
+        if r < 0 or rows[np.uint64(r), R_W] != w:
             r = row_for(slot_of, rows, row_free, st, e, w)
             if r < 0:
                 return NEED_RING, i
-        kd = kind[i]
+        ur = np.uint64(r)
+        kd = kind[ui]
         if kd == KIND_JOB:
-            s_new = np.int64(state[i])
-            key = entity_key(job[i], e)
-            slot = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - bits))
+            s_new = np.int64(state[ui])
+            key = entity_key(job[ui], e)
+            h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - bits))
             while True:
-                k = jt[slot, J_KEY]
+                k = jt[np.uint64(h), J_KEY]
                 if k == key or k == 0:
                     break
-                slot = (slot + 1) & (cap - 1)
+                h = (h + 1) & (cap - 1)
+            slot = np.uint64(h)
             metric = -1
             duration = np.int64(0)
             entered = 0  # the state the job entered, if the event changed it
@@ -459,10 +306,10 @@ def apply_events(
                     jt[slot, J_ENTER] = t
                     jt[slot, J_META] = IN_QUEUE | (np.int64(e) << 32)
                     st[ST_JOBS] += 1
-                    rows[r, R_CNT + C_REQUESTS] += 1
-                    epa[e, E_QUEUE] += 1
+                    rows[ur, R_CNT + C_REQUESTS] += 1
+                    epa[ue, E_QUEUE] += 1
                 else:
-                    rows[r, R_CNT + C_ORPHANS] += 1
+                    rows[ur, R_CNT + C_ORPHANS] += 1
                     if adopt:
                         entered = s_new
                         jt[slot, J_KEY] = key
@@ -470,37 +317,37 @@ def apply_events(
                         jt[slot, J_META] = s_new | (np.int64(e) << 32)
                         st[ST_JOBS] += 1
                         if s_new == IN_PROGRESS:
-                            epa[e, E_PROGRESS] += 1
+                            epa[ue, E_PROGRESS] += 1
                         else:
-                            rows[r, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
+                            rows[ur, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
             else:
                 meta = jt[slot, J_META]
                 cur = meta & 0xFF
                 if cur == s_new:
-                    rows[r, R_CNT + C_DUPLICATES] += 1
+                    rows[ur, R_CNT + C_DUPLICATES] += 1
                 elif not LEGAL[cur, s_new]:
-                    rows[r, R_CNT + C_INVALID] += 1
+                    rows[ur, R_CNT + C_INVALID] += 1
                     invalid_pairs[cur, s_new] += 1
                 else:
                     entered = s_new
                     attempt = (meta >> 8) & 0xFFFFFF
                     if s_new == IN_QUEUE:
-                        rows[r, R_CNT + C_RETRIED] += 1
+                        rows[ur, R_CNT + C_RETRIED] += 1
                         attempt += 1
-                        epa[e, E_QUEUE] += 1
+                        epa[ue, E_QUEUE] += 1
                     elif s_new == IN_PROGRESS:
-                        epa[e, E_PROGRESS] += 1
+                        epa[ue, E_PROGRESS] += 1
                         duration = t - jt[slot, J_ENTER]
                         metric = M_DELAY
                     else:
-                        rows[r, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
+                        rows[ur, R_CNT + C_COMPLETED + s_new - COMPLETED] += 1
                         if cur == IN_PROGRESS and (s_new == COMPLETED or s_new == FAILED):
                             duration = t - jt[slot, J_ENTER]
                             metric = M_EXECUTION
                     if cur == IN_QUEUE:
-                        epa[e, E_QUEUE] -= 1
+                        epa[ue, E_QUEUE] -= 1
                     elif cur == IN_PROGRESS:
-                        epa[e, E_PROGRESS] -= 1
+                        epa[ue, E_PROGRESS] -= 1
                     jt[slot, J_META] = s_new | (attempt << 8) | (np.int64(e) << 32)
                     jt[slot, J_ENTER] = t
             if entered == IN_QUEUE or entered == IN_PROGRESS:
@@ -512,25 +359,25 @@ def apply_events(
                 fifo[tail & (fifo_cap - 1), F_TIME] = t
                 st[ST_FIFO_TAIL] = tail + 1
             if metric >= 0:
-                p = rows[r, R_HIST + metric]
+                p = rows[ur, R_HIST + metric]
                 if p < 0:
                     top = st[ST_POOL_TOP] - 1
                     p = pool_free[top]
                     st[ST_POOL_TOP] = top
-                    rows[r, R_HIST + metric] = p
+                    rows[ur, R_HIST + metric] = p
                 if duration > highest:
                     duration = highest
-                    rows[r, R_CNT + C_CLAMPED] += 1
+                    rows[ur, R_CNT + C_CLAMPED] += 1
                 bucket = hbase - leading_zeros(duration | hmask)
                 k = ((bucket + 1) << half) + (duration >> (bucket + unit)) - half_count
                 # count_in(), written out: calling it here costs ~10 ns/event (three arrays' refcounts)
-                c = pool[p, k] + 1
+                c = pool[np.uint64(p), np.uint64(k)] + 1
                 if c == SPILL_AT:
                     spill[p, k] += c
-                    pool[p, k] = 0
+                    pool[np.uint64(p), np.uint64(k)] = 0
                     st[ST_SPILLED] = 1
                 else:
-                    pool[p, k] = c
+                    pool[np.uint64(p), np.uint64(k)] = c
         elif kd == KIND_WORKER:
             _apply_worker(
                 t,
