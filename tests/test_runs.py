@@ -23,10 +23,12 @@ NO_TIME = np.iinfo(np.int64).min
 
 def find(ts: list[int], kind: list[int], ep: list[int], ids: list[int], start: int = 0) -> list[int]:
     from jobmetrics._kernels.runs import repeated_runs
+    from jobmetrics._kernels.table import entity_key
 
     ids_arr = np.asarray(ids, dtype=np.int64)
     is_worker = np.asarray(kind) == WORKER
-    return repeated_runs(
+    job_keys = np.full(len(ts), -7, dtype=np.int64)
+    found = repeated_runs(
         np.asarray(ts, dtype=np.int64),
         np.asarray(kind, dtype=np.int8),
         np.asarray(ep, dtype=np.int32),
@@ -35,7 +37,12 @@ def find(ts: list[int], kind: list[int], ep: list[int], ids: list[int], start: i
         start,
         np.zeros(64, dtype=np.int64),
         np.full(64, NO_TIME, dtype=np.int64),
+        job_keys,
     ).tolist()
+    # on the way, the table key of every job event (0 for the others) from ``start`` on
+    want = [entity_key(i, e) if k == JOB else 0 for k, e, i in zip(kind, ep, ids, strict=True)]
+    assert job_keys[start:].tolist() == want[start:]
+    return found
 
 
 def oracle(ts: list[int], kind: list[int], ep: list[int], ids: list[int], start: int = 0) -> list[int]:

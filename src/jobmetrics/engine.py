@@ -188,9 +188,10 @@ class Engine:
         if len(batch) == 0:
             return
         batch = batch.writable()
+        job_keys = np.empty(len(batch), dtype=np.int64)
         repeats = repeated_runs(
             batch.ts, batch.kind, batch.endpoint, batch.job, batch.worker, 0,
-            self.scratch_key, self.scratch_time,
+            self.scratch_key, self.scratch_time, job_keys,
         )  # fmt: skip
         pos = 0
         while True:
@@ -198,7 +199,7 @@ class Engine:
                 batch.ts, batch.kind, batch.endpoint, batch.job, batch.state, batch.worker,
                 batch.status, pos, self.jt, self.wt, self.fifo, self.slot_of, self.rows, self.row_free,
                 self.epa, self.pool, self.spill, self.pool_free, self.invalid_pairs, self.st, self._cfg(),
-                repeats,
+                repeats, job_keys,
             )  # fmt: skip
             if status == L.OK:
                 return

@@ -211,10 +211,12 @@ def apply_events(
     st,
     cfg,
     repeats,
+    job_keys,
 ):
     """Apply events ``start..n-1`` (sorted by time); return (status, position).
 
-    ``repeats`` holds the start positions of the runs that :func:`.runs.repeated_runs` found.
+    ``repeats`` holds the start positions of the runs that :func:`.runs.repeated_runs` found, and
+    ``job_keys`` the table key of each job event, as it computed them.
     """
     n = ts.shape[0]
     width = cfg[CFG_WIDTH]
@@ -247,10 +249,7 @@ def apply_events(
         ahead = i + PREFETCH_DISTANCE
         ua = np.uint64(ahead)
         if ahead < n and kind[ua] == KIND_JOB:
-            prefetch_row(
-                jt,
-                np.int64((np.uint64(entity_key(job[ua], ep[ua])) * GOLDEN) >> np.uint64(64 - bits)),
-            )
+            prefetch_row(jt, np.int64((np.uint64(job_keys[ua]) * GOLDEN) >> np.uint64(64 - bits)))
         t = ts[ui]
         if t < w_start or t >= w_end:  # a division only when the event leaves the cached window
             w = t // width
@@ -264,7 +263,7 @@ def apply_events(
             run_end = i + 1
             while run_end < n and ts[run_end] == t:
                 run_end += 1
-            reorder_run(i, run_end, kind, ep, job, state, worker, status_code, jt, adopt)
+            reorder_run(i, run_end, kind, ep, job, state, worker, status_code, job_keys, jt, adopt)
             ri += 1
             next_repeat = repeats[ri] if ri < n_repeats else n
         if st[ST_JOBS] >= jt_limit:
@@ -288,7 +287,7 @@ def apply_events(
         kd = kind[ui]
         if kd == KIND_JOB:
             s_new = np.int64(state[ui])
-            key = entity_key(job[ui], e)
+            key = job_keys[ui]
             h = np.int64((np.uint64(key) * GOLDEN) >> np.uint64(64 - bits))
             while True:
                 k = jt[np.uint64(h), J_KEY]

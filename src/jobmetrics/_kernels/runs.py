@@ -102,7 +102,7 @@ def _run_key(kd, e, job, worker):
 
 
 @kernel
-def reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
+def reorder_run(a, b, kind, ep, job, state, worker, status_code, job_keys, jt, adopt):
     """Rearrange events ``[a, b)`` (one timestamp) in place so the result does not depend on
     their arrival order: events of one job or worker together, a job's in the order that makes
     the most of its transitions legal, a worker's in state order; webhooks and markers first."""
@@ -142,10 +142,11 @@ def reorder_run(a, b, kind, ep, job, state, worker, status_code, jt, adopt):
     state[a:b] = state[a:b][final]
     worker[a:b] = worker[a:b][final]
     status_code[a:b] = status_code[a:b][final]
+    job_keys[a:b] = job_keys[a:b][final]
 
 
 @kernel
-def repeated_runs(ts, kind, ep, job, worker, start, scratch_key, scratch_time):
+def repeated_runs(ts, kind, ep, job, worker, start, scratch_key, scratch_time, job_keys):
     """Start positions (ascending) of the runs of equal timestamps in ``start..n-1`` that hold two
     events about one job or one worker.
 
@@ -153,7 +154,8 @@ def repeated_runs(ts, kind, ep, job, worker, start, scratch_key, scratch_time):
     stamped with the timestamp of the run that filled them (``scratch_time``): a slot stamped with
     another time is free, so the set never needs clearing. A run whose probe grows past
     ``_MAX_PROBE`` is reported without looking further (reordering a run without repeats is
-    correct, only slower). Costs about 2 ns per event.
+    correct, only slower). Writes the table key of each job event into ``job_keys`` (0 for other
+    events) on the way, for the lifecycle kernel. Costs about 2 ns per event.
     """
     n = ts.shape[0]
     mask = np.uint64(scratch_key.shape[0] - 1)
@@ -166,9 +168,15 @@ def repeated_runs(ts, kind, ep, job, worker, start, scratch_key, scratch_time):
         t = ts[i]
         run_start = i if t != prev else run_start
         prev = t
-        key = _run_key(kind[i], ep[i], job[i], worker[i])
-        if key == 0:
-            continue  # webhooks and markers
+        kd = kind[i]
+        if kd == KIND_JOB:
+            key = entity_key(job[i], ep[i])
+            job_keys[i] = key
+        else:
+            job_keys[i] = 0
+            if kd != KIND_WORKER:
+                continue  # webhooks and markers
+            key = _run_key(kd, ep[i], job[i], worker[i])
         h = (np.uint64(key) * GOLDEN) >> shift
         probes = 0
         while scratch_time[h] == t:
