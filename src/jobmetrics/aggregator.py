@@ -11,6 +11,8 @@ docs/aggregator.md ("Threads and asyncio") for the argument and its assumptions.
 
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +27,7 @@ import pyarrow as pa
 
 from ._kernels import layout as L
 from ._kernels.hdr_query import values_at_quantiles
-from ._kernels.order import find_late
+from ._kernels.order import find_late, ordered
 from ._kernels.sparse import window_range_sum
 from .engine import Engine, EngineConfig
 from .events import EndpointRegistry, EventBatch, Rejections, normalize
@@ -56,6 +58,8 @@ _NO_TIME = np.iinfo(np.int64).min
 _UNBOUNDED = 1 << 62
 #: Held runs beyond this many are merged into one (a bound on per-advance Python work).
 _MAX_RUNS = 24
+#: Rows of a large table ingested at a time (8 MiB per int64 column).
+_SLICE_ROWS = 1 << 20
 #: ``record`` drains without waiting for the lock unless the stage holds this many times
 #: ``staging_size`` events (back-pressure, so memory stays bounded).
 _STAGE_CAP = 8
@@ -290,8 +294,21 @@ class Aggregator:
             self._ingest_unlocked(data)
 
     def _ingest_unlocked(self, data: Any) -> None:
-        batch, _ = normalize(data, self.registry, rejections=self.rejections, batch_number=self._batches)
+        pd = sys.modules.get("pandas")  # optional: only loaded if the caller has it
+        if pd is not None and isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        if isinstance(data, pa.Table | pa.RecordBatch) and data.num_rows > _SLICE_ROWS:
+            # slices keep every temporary array small enough to be reused, not faulted in anew
+            for start in range(0, data.num_rows, _SLICE_ROWS):
+                self._ingest_slice(data.slice(start, _SLICE_ROWS), start)
+        else:
+            self._ingest_slice(data, 0)
         self._batches += 1
+
+    def _ingest_slice(self, data: Any, row_offset: int) -> None:
+        batch, _ = normalize(
+            data, self.registry, rejections=self.rejections, batch_number=self._batches, row_offset=row_offset
+        )
         self._engine.ensure_endpoints(len(self.registry))
         if len(batch) == 0:
             return
@@ -299,7 +316,9 @@ class Aggregator:
         lateness = _UNBOUNDED if self._lateness is None else self._lateness
         if self._lateness is not None or self._watermark != _NO_TIME:
             # with allowed_lateness=None only the watermark (moved by flush/tick) makes events late
-            where, marks, new_max = find_late(batch.ts, self._max_ts, lateness, self._watermark, _NO_TIME)
+            where, marks, new_max, in_order = find_late(
+                batch.ts, self._max_ts, lateness, self._watermark, _NO_TIME
+            )
             if where.size:
                 n_late = where.size
                 markers = EventBatch(
@@ -317,12 +336,14 @@ class Aggregator:
             self._max_ts = int(new_max)
         else:
             self._max_ts = max(self._max_ts, int(batch.ts.max()))
+            in_order = bool(ordered(batch.ts))
         watermark = self._watermark
         if self._lateness is not None:
             watermark = max(watermark, self._max_ts - self._lateness)
-        parts = [b for b in (batch, markers) if b is not None and len(b)]
-        if parts:
-            self._held.append(_sorted(EventBatch.concat(parts)))
+        if markers is not None:
+            self._held.append(_sorted(EventBatch.concat([batch, markers])))
+        elif len(batch):
+            self._held.append(batch if in_order else _sorted(batch))
         self._advance_to(watermark)
 
     def _advance_to(self, watermark: int) -> None:
@@ -342,8 +363,8 @@ class Aggregator:
                 if split < len(run):
                     rest.append(run if split == 0 else run.slice(split, len(run)))
             self._held = rest
-            if heads:
-                self._engine.apply(_sorted(EventBatch.concat(heads)))
+            for piece in _in_time_order(heads):
+                self._engine.apply(piece)
             self._watermark = max(self._watermark, watermark)
             self._engine.advance(self._watermark)
             self._forget_old_windows()
@@ -735,12 +756,43 @@ class Aggregator:
         return out
 
 
+def _in_time_order(runs: list[EventBatch]) -> list[EventBatch]:
+    """Time-sorted ``runs`` (in arrival order) as pieces that, applied one after another, give
+    the stable merge of the runs: no run of equal timestamps spans two pieces.
+
+    When each run starts at or after the end of the one before (sorted input cut into batches),
+    the runs are the pieces, except that a timestamp shared across a boundary is gathered into a
+    small piece of its own: no copy of the runs. Otherwise one merged copy.
+    """
+    if any(int(a.ts[-1]) > int(b.ts[0]) for a, b in itertools.pairwise(runs)):
+        return [_sorted(EventBatch.concat(runs))]
+    pieces: list[EventBatch] = []
+    current = runs[0] if runs else None
+    for run in runs[1:]:
+        assert current is not None
+        t = int(run.ts[0])
+        if int(current.ts[-1]) < t:
+            pieces.append(current)
+            current = run
+            continue
+        cut = int(np.searchsorted(current.ts, t, side="left"))
+        end = int(np.searchsorted(run.ts, t, side="right"))
+        if cut:
+            pieces.append(current.slice(0, cut))
+        shared = EventBatch.concat([current.slice(cut, len(current)), run.slice(0, end)])
+        if end == len(run):
+            current = shared
+        else:
+            pieces.append(shared)
+            current = run.slice(end, len(run))
+    if current is not None:
+        pieces.append(current)
+    return pieces
+
+
 def _sorted(batch: EventBatch) -> EventBatch:
     """``batch`` in time order (stable). Equal timestamps need no order here: the kernel groups the
     events of one job or worker at one timestamp and orders them by their lifecycle."""
-    if len(batch) < 2:
+    if ordered(batch.ts):
         return batch
-    ts = batch.ts
-    if bool(np.all(ts[1:] >= ts[:-1])):
-        return batch
-    return batch.take(np.argsort(ts, kind="stable"))
+    return batch.take(np.argsort(batch.ts, kind="stable"))

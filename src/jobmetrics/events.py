@@ -897,6 +897,7 @@ def normalize(
     *,
     rejections: Rejections | None = None,
     batch_number: int = 0,
+    row_offset: int = 0,
 ) -> tuple[EventBatch, Rejections]:
     """Turn a table of events (SPEC §1) into an :class:`EventBatch`.
 
@@ -914,6 +915,8 @@ def normalize(
         A report to add this batch's rejected rows to (created when None).
     batch_number:
         Recorded in the samples of rejected rows, to find them in a stream of batches.
+    row_offset:
+        Added to the row numbers of those samples (when ``data`` is a slice of a larger batch).
 
     Returns
     -------
@@ -930,6 +933,11 @@ def normalize(
     report = Rejections() if rejections is None else rejections
     cols, n = _columns(data)
     _require(cols, {"ts": "every event", "endpoint": "every event"})
+    from .job_rows import normalize_job_rows  # imported here: it builds on this module
+
+    fast = normalize_job_rows(cols, n, registry)
+    if fast is not None:
+        return fast, report
 
     with _column("kind"):
         kind = _kinds(cols.get("kind"), n)
@@ -1018,7 +1026,7 @@ def normalize(
     keep: Bool | None = None
     if verdicts.why is not None:
         keep = verdicts.why == 0
-        _report(report, verdicts.why, cols, batch_number)
+        _report(report, verdicts.why, cols, batch_number, row_offset)
     endpoint = registry._codes(endpoints, keep)
 
     batch = EventBatch(
@@ -1029,7 +1037,9 @@ def normalize(
     return batch, report
 
 
-def _report(report: Rejections, why: I8, cols: Mapping[str, Column], batch_number: int) -> None:
+def _report(
+    report: Rejections, why: I8, cols: Mapping[str, Column], batch_number: int, row_offset: int
+) -> None:
     counts = np.bincount(why, minlength=len(REASONS) + 1)
     this = Rejections(total=int(counts[1:].sum()), max_samples=report.max_samples)
     for (reason, _), count in zip(REASONS, counts[1:].tolist(), strict=True):
@@ -1039,7 +1049,6 @@ def _report(report: Rejections, why: I8, cols: Mapping[str, Column], batch_numbe
     if room > 0:
         for row in np.flatnonzero(why)[:room].tolist():
             reason, column = REASONS[why[row] - 1]
-            this.samples.append(
-                RejectedRow(batch_number, row, column, reason, _value_text(cols.get(column), row))
-            )
+            text = _value_text(cols.get(column), row)
+            this.samples.append(RejectedRow(batch_number, row + row_offset, column, reason, text))
     report.merge(this)
