@@ -241,6 +241,15 @@ def apply_events(
     w = np.int64(0)
     w_start = np.int64(1)  # empty cached window: the first event computes its own
     w_end = np.int64(0)
+    # State the hot path changes, kept in locals (numba cannot keep ``st`` in registers: any store
+    # to another int64 array might alias it); written back before helpers that read it, and at exit.
+    jobs = st[ST_JOBS]
+    tail = st[ST_FIFO_TAIL]
+    min_in_flight = st[ST_MIN_IN_FLIGHT]
+    next_sweep = st[ST_NEXT_SWEEP]
+    clock_w = st[ST_CLOCK_W]
+    fifo_head = st[ST_FIFO_HEAD]
+    status = OK
     i = start
     while i < n:
         # Hot-path indices are uint64: numba adds negative-index wraparound code to every access
@@ -255,10 +264,19 @@ def apply_events(
             w = t // width
             w_start = w * width
             w_end = w_start + width
-        if t >= st[ST_NEXT_SWEEP] or w != st[ST_CLOCK_W]:
+        if t >= next_sweep or w != clock_w:
+            st[ST_JOBS] = jobs
+            st[ST_FIFO_TAIL] = tail
+            st[ST_MIN_IN_FLIGHT] = min_in_flight
             status = catch_up(t, jt, wt, fifo, slot_of, rows, row_free, epa, st, cfg)
+            jobs = st[ST_JOBS]
+            tail = st[ST_FIFO_TAIL]
+            min_in_flight = st[ST_MIN_IN_FLIGHT]
+            next_sweep = st[ST_NEXT_SWEEP]
+            clock_w = st[ST_CLOCK_W]
+            fifo_head = st[ST_FIFO_HEAD]
             if status != OK:
-                return status, i
+                break
         if i == next_repeat:  # a run of equal timestamps holding two events of one job or worker
             run_end = i + 1
             while run_end < n and ts[run_end] == t:
@@ -266,23 +284,29 @@ def apply_events(
             reorder_run(i, run_end, kind, ep, job, state, worker, status_code, job_keys, jt, adopt)
             ri += 1
             next_repeat = repeats[ri] if ri < n_repeats else n
-        if st[ST_JOBS] >= jt_limit:
-            return NEED_JOB_TABLE, i
+        if jobs >= jt_limit:
+            status = NEED_JOB_TABLE
+            break
         if st[ST_WORKERS] >= wt_limit:
-            return NEED_WORKER_TABLE, i
+            status = NEED_WORKER_TABLE
+            break
         if st[ST_ROW_TOP] < 1:
-            return NEED_ROWS, i
+            status = NEED_ROWS
+            break
         if st[ST_POOL_TOP] < N_METRICS:
-            return NEED_POOL, i
-        if st[ST_FIFO_TAIL] - st[ST_FIFO_HEAD] >= fifo_cap:
-            return NEED_FIFO, i
+            status = NEED_POOL
+            break
+        if tail - fifo_head >= fifo_cap:
+            status = NEED_FIFO
+            break
         e = ep[ui]
         ue = np.uint64(e)
         r = slot_of[ue, np.uint64(w & (RING - 1))]
         if r < 0 or rows[np.uint64(r), R_W] != w:
             r = row_for(slot_of, rows, row_free, st, e, w)
             if r < 0:
-                return NEED_RING, i
+                status = NEED_RING
+                break
         ur = np.uint64(r)
         kd = kind[ui]
         if kd == KIND_JOB:
@@ -304,7 +328,7 @@ def apply_events(
                     jt[slot, J_KEY] = key
                     jt[slot, J_ENTER] = t
                     jt[slot, J_META] = IN_QUEUE | (np.int64(e) << 32)
-                    st[ST_JOBS] += 1
+                    jobs += 1
                     rows[ur, R_CNT + C_REQUESTS] += 1
                     epa[ue, E_QUEUE] += 1
                 else:
@@ -314,7 +338,7 @@ def apply_events(
                         jt[slot, J_KEY] = key
                         jt[slot, J_ENTER] = t
                         jt[slot, J_META] = s_new | (np.int64(e) << 32)
-                        st[ST_JOBS] += 1
+                        jobs += 1
                         if s_new == IN_PROGRESS:
                             epa[ue, E_PROGRESS] += 1
                         else:
@@ -350,13 +374,12 @@ def apply_events(
                     jt[slot, J_META] = s_new | (attempt << 8) | (np.int64(e) << 32)
                     jt[slot, J_ENTER] = t
             if entered == IN_QUEUE or entered == IN_PROGRESS:
-                if t < st[ST_MIN_IN_FLIGHT]:
-                    st[ST_MIN_IN_FLIGHT] = t
+                if t < min_in_flight:
+                    min_in_flight = t
             elif entered != 0:  # finished: queued for the retention sweep
-                tail = st[ST_FIFO_TAIL]
                 fifo[tail & (fifo_cap - 1), F_KEY] = key
                 fifo[tail & (fifo_cap - 1), F_TIME] = t
-                st[ST_FIFO_TAIL] = tail + 1
+                tail += 1
             if metric >= 0:
                 p = rows[ur, R_HIST + metric]
                 if p < 0:
@@ -403,4 +426,7 @@ def apply_events(
         elif kd == KIND_LATE:
             rows[r, R_CNT + C_LATE] += 1
         i += 1
-    return OK, n
+    st[ST_JOBS] = jobs
+    st[ST_FIFO_TAIL] = tail
+    st[ST_MIN_IN_FLIGHT] = min_in_flight
+    return status, i
