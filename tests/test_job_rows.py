@@ -255,3 +255,48 @@ def test_runs_become_pieces_of_the_stable_merge(runs: list[EventBatch]) -> None:
     np.testing.assert_array_equal(got.job, merged.job[order])
     for a, b in itertools.pairwise(pieces):
         assert a.ts[-1] < b.ts[0]  # no timestamp spans two pieces
+
+
+def test_an_error_in_a_large_batch_applies_none_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # worker events only near the end and no worker_id column: the whole batch is refused, as
+    # it is when the batch is not sliced
+    monkeypatch.setattr("jobmetrics.aggregator._SLICE_ROWS", 10)
+    n = 50
+    table = pa.table(
+        {
+            "ts": pa.array([T0 + i for i in range(n)], type=pa.int64()),
+            "kind": ["job"] * (n - 1) + ["worker"],
+            "endpoint": ["ep"] * n,
+            "job_id": list(range(n)),
+            "state": ["IN_QUEUE"] * (n - 1) + ["IDLE"],
+        }
+    )
+    agg = Aggregator(window="60s")
+    with pytest.raises(ValueError, match="worker_id"):
+        agg.ingest(table)
+    agg.flush()
+    assert agg.endpoints() == [] and agg.jobs_in_memory() == 0
+
+
+@pytest.mark.parametrize(
+    ("columns", "sliced"),
+    [
+        ({"kind": pa.array(["job", "JOB "]).dictionary_encode()}, True),
+        ({}, True),
+        ({"kind": pa.nulls(2, pa.string())}, True),
+        ({"kind": pa.array(["job", "worker"]).dictionary_encode()}, False),
+        ({"kind": pa.array(["job", "job"])}, False),  # plain text is not scanned
+        ({"kind": ["job", "webhook"], "worker_id": ["w", "w"], "status_code": [200, 500]}, True),
+        ({"kind": ["job", "webhook"], "worker_id": ["w", "w"], "status_code": ["200", "x"]}, False),
+    ],
+)
+def test_which_batches_are_sliced(columns: dict[str, Any], sliced: bool) -> None:
+    from jobmetrics.aggregator import _sliceable
+
+    base: dict[str, Any] = {
+        "ts": [T0, T0],
+        "endpoint": ["a", "a"],
+        "job_id": [1, 2],
+        "state": ["IN_QUEUE"] * 2,
+    }
+    assert _sliceable(pa.table({**base, **columns})) is sliced

@@ -288,6 +288,10 @@ class Aggregator:
     def ingest(self, data: Any) -> None:
         """Ingest a batch: a ``pyarrow.Table``/``RecordBatch``, a ``pandas.DataFrame`` or a mapping
         of columns. Rows with bad values are rejected (see :attr:`rejections`); the rest are applied.
+
+        A large table is taken in slices of 256 Ki rows, so that the working arrays stay in cache;
+        the result is the same as for the whole table at once (rejected-row samples keep their
+        row numbers in the whole table).
         """
         with self._lock:
             self._drain_stage()
@@ -297,7 +301,7 @@ class Aggregator:
         pd = sys.modules.get("pandas")  # optional: only loaded if the caller has it
         if pd is not None and isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
-        if isinstance(data, pa.Table | pa.RecordBatch) and data.num_rows > _SLICE_ROWS:
+        if isinstance(data, pa.Table | pa.RecordBatch) and data.num_rows > _SLICE_ROWS and _sliceable(data):
             # slices keep every temporary array small enough to be reused, not faulted in anew
             for start in range(0, data.num_rows, _SLICE_ROWS):
                 self._ingest_slice(data.slice(start, _SLICE_ROWS), start)
@@ -754,6 +758,34 @@ class Aggregator:
                 for i, q in enumerate(self.quantiles):
                     out[f"{name}_{quantile_label(q)}_ms"] = None if values is None else values[i] / 1000.0
         return out
+
+
+def _sliceable(data: pa.Table | pa.RecordBatch) -> bool:
+    """Whether ``data`` can be ingested in slices with the errors of a whole batch: no slice can
+    need a column the others do not (the columns an event kind requires are all there, or every
+    row is a job event) or fail on values the others lack (webhook status codes as text)."""
+    names = set(data.schema.names)
+    if {"ts", "endpoint", "job_id", "state"} - names:
+        return False
+    if _only_jobs(data.column("kind") if "kind" in names else None):
+        return True
+    if "worker_id" not in names or "status_code" not in names:
+        return False
+    status = data.schema.field("status_code").type
+    return bool(pa.types.is_integer(status) or pa.types.is_floating(status))
+
+
+def _only_jobs(kind: pa.ChunkedArray | pa.Array | None) -> bool:
+    """Whether a ``kind`` column (or its absence) makes every row a job event, read off the
+    dictionaries of a dictionary column (a plain column is not scanned: False)."""
+    if kind is None or kind.null_count == len(kind):
+        return True
+    chunks = kind.chunks if isinstance(kind, pa.ChunkedArray) else [kind]
+    if not pa.types.is_dictionary(kind.type):
+        return False
+    return all(
+        str(value).strip().lower() == "job" for chunk in chunks for value in chunk.dictionary.to_pylist()
+    )
 
 
 def _in_time_order(runs: list[EventBatch]) -> list[EventBatch]:
