@@ -70,9 +70,10 @@ class Engine:
         self.st[L.ST_CLOCK_W] = L.NO_TIME
         self.st[L.ST_NEXT_SWEEP] = L.NO_TIME
         self.st[L.ST_MIN_IN_FLIGHT] = L.NO_TIME_MAX
-        # scratch set of :func:`repeated_runs` (its contents never matter between calls)
-        self.scratch_key = np.zeros(4096, dtype=np.int64)
-        self.scratch_time = np.full(4096, L.NO_TIME, dtype=np.int64)
+        # scratch set of :func:`repeated_runs` (its contents never matter between calls), small
+        # enough for the L1 cache
+        self.scratch_key = np.zeros(1024, dtype=np.int64)
+        self.scratch_time = np.full(1024, L.NO_TIME, dtype=np.int64)
         self.closed = ClosedRows(config.counts_len, L.R_HIST - L.R_CNT, L.N_METRICS)
         self._grow_rows(64)
         self._grow_pool(64)
