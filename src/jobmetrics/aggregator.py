@@ -12,7 +12,6 @@ docs/aggregator.md ("Threads and asyncio") for the argument and its assumptions.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,11 +29,11 @@ from ._kernels.hdr_query import values_at_quantiles
 from ._kernels.order import find_late, ordered
 from ._kernels.sparse import window_range_sum
 from .engine import Engine, EngineConfig
-from .events import EndpointRegistry, EventBatch, Rejections, normalize
+from .events import EndpointRegistry, EventBatch, Rejections, _as_table, _kind_of, normalize
 from .geometry import Geometry
 from .histogram import HdrHistogram
 from .snapshot import WORKER_STATES, SnapshotSpec, quantile_label, to_table
-from .states import JobState
+from .states import JobState, Kind
 from .timeparse import parse_duration, to_epoch_us
 from .windows import BLOCK, EndpointRows, RowBlock
 
@@ -298,10 +297,8 @@ class Aggregator:
             self._ingest_unlocked(data)
 
     def _ingest_unlocked(self, data: Any) -> None:
-        pd = sys.modules.get("pandas")  # optional: only loaded if the caller has it
-        if pd is not None and isinstance(data, pd.DataFrame):
-            data = pa.Table.from_pandas(data, preserve_index=False)
-        if isinstance(data, pa.Table | pa.RecordBatch) and data.num_rows > _SLICE_ROWS and _sliceable(data):
+        data = _as_table(data)
+        if isinstance(data, pa.Table) and data.num_rows > _SLICE_ROWS and _sliceable(data):
             # slices keep every temporary array small enough to be reused, not faulted in anew
             for start in range(0, data.num_rows, _SLICE_ROWS):
                 self._ingest_slice(data.slice(start, _SLICE_ROWS), start)
@@ -760,7 +757,7 @@ class Aggregator:
         return out
 
 
-def _sliceable(data: pa.Table | pa.RecordBatch) -> bool:
+def _sliceable(data: pa.Table) -> bool:
     """Whether ``data`` can be ingested in slices with the errors of a whole batch: no slice can
     need a column the others do not (the columns an event kind requires are all there, or every
     row is a job event) or fail on values the others lack (webhook status codes as text)."""
@@ -783,9 +780,7 @@ def _only_jobs(kind: pa.ChunkedArray | pa.Array | None) -> bool:
     chunks = kind.chunks if isinstance(kind, pa.ChunkedArray) else [kind]
     if not pa.types.is_dictionary(kind.type):
         return False
-    return all(
-        str(value).strip().lower() == "job" for chunk in chunks for value in chunk.dictionary.to_pylist()
-    )
+    return all(_kind_of(value) == Kind.JOB for chunk in chunks for value in chunk.dictionary.to_pylist())
 
 
 def _in_time_order(runs: list[EventBatch]) -> list[EventBatch]:

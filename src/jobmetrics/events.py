@@ -844,14 +844,19 @@ def _is_pandas_series(obj: object) -> bool:
     return pd is not None and isinstance(obj, pd.Series)
 
 
+def _as_table(data: Any) -> Any:
+    """``data`` as a ``pyarrow.Table`` if it is a record batch or a pandas DataFrame, else as is."""
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    pd = sys.modules.get("pandas")  # pandas is optional: only loaded if the caller has it
+    if pd is not None and isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    return data
+
+
 def _columns(data: Any) -> tuple[dict[str, Column], int]:
     """The event columns of ``data`` (first of duplicate names) and its row count."""
-    if isinstance(data, pa.RecordBatch):
-        data = pa.Table.from_batches([data])
-    else:
-        pd = sys.modules.get("pandas")  # pandas is optional: only loaded if the caller has it
-        if pd is not None and isinstance(data, pd.DataFrame):
-            data = pa.Table.from_pandas(data, preserve_index=False)
+    data = _as_table(data)
     if isinstance(data, pa.Table):
         cols: dict[str, Column] = {}
         for i, name in enumerate(data.column_names):

@@ -21,6 +21,8 @@ import pyarrow as pa
 
 from ._kernels.assemble import assemble_job_rows
 from .events import (
+    _I64_MAX,
+    _UNIT_US,
     Column,
     EndpointRegistry,
     EventBatch,
@@ -29,14 +31,13 @@ from .events import (
     _keys,
     _keys_chunk,
     _kind_of,
+    _numbers,
     _state_codes,
     _text,
 )
 
 __all__ = ["normalize_job_rows"]
 
-_I64_MAX = np.iinfo(np.int64).max
-_UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _NO_ENTRIES = np.zeros(0, dtype=np.int32)
 
 
@@ -81,7 +82,7 @@ def _ts_scale(t: pa.DataType) -> tuple[int, bool] | None:
 def _ts_values(chunk: pa.Array) -> npt.NDArray[np.int64]:
     if pa.types.is_timestamp(chunk.type):
         chunk = chunk.view(pa.int64())
-    return np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return _numbers(chunk, np.int64)[0]  # no nulls here
 
 
 def normalize_job_rows(cols: Mapping[str, Column], n: int, registry: EndpointRegistry) -> EventBatch | None:
@@ -144,7 +145,7 @@ def normalize_job_rows(cols: Mapping[str, Column], n: int, registry: EndpointReg
             kind_rows, kind_tab = kinds.rows, kind_of_value[kinds.entry_value]
         ids_chunk = job_col.chunk(k)
         if int_ids:
-            ids = np.asarray(ids_chunk.to_numpy(zero_copy_only=False), dtype=np.int64)
+            ids = _numbers(ids_chunk, np.int64)[0]
         else:
             ids = np.empty(len(ids_chunk), dtype=np.int64)
             _keys_chunk(ids_chunk, ids)  # strings: hashed; never invalid
