@@ -159,6 +159,34 @@ def _spell(state: str, alias: bool) -> str:
     return "RUNNING" if alias and state == "IN_PROGRESS" else state
 
 
+def _draw_params(
+    draw: st.DrawFn,
+    orphans: Literal["adopt", "drop"] | None,
+    *,
+    window_ms: int | None = None,
+    workers: bool = False,
+) -> Params:
+    """Aggregator parameters for a drawn stream (a worker TTL too with ``workers``)."""
+    window = window_ms if window_ms is not None else draw(st.sampled_from(_WINDOWS_MS))
+    lateness = draw(st.sampled_from(_LATENESS_MS))
+    ttl = draw(st.sampled_from(_TTL_MS))
+    retention = draw(st.sampled_from(_RETENTION_MS))
+    sweep = draw(st.sampled_from(_SWEEP_MS))
+    extra = {"worker_ttl_us": draw(st.sampled_from(_WORKER_TTL_MS)) * 1000} if workers else {}
+    policy: Literal["adopt", "drop"] = (
+        orphans if orphans is not None else draw(st.sampled_from(("adopt", "drop")))
+    )
+    return Params(
+        window_us=window * 1000,
+        allowed_lateness_us=lateness * 1000,
+        job_ttl_us=ttl * 1000,
+        retention_us=retention * 1000,
+        sweep_interval_us=sweep * 1000,
+        orphans=policy,
+        **extra,
+    )
+
+
 @st.composite
 def job_streams(
     draw: st.DrawFn,
@@ -180,22 +208,13 @@ def job_streams(
     delay in ``[0, L]``), so nothing is late unless ``late_events`` adds a few events delayed
     beyond it. Job ids are unique across endpoints.
     """
-    window = draw(st.sampled_from(_WINDOWS_MS))
-    lateness = draw(st.sampled_from(_LATENESS_MS))
-    ttl = draw(st.sampled_from(_TTL_MS))
-    retention = draw(st.sampled_from(_RETENTION_MS))
-    sweep = draw(st.sampled_from(_SWEEP_MS))
-    policy: Literal["adopt", "drop"] = (
-        orphans if orphans is not None else draw(st.sampled_from(("adopt", "drop")))
+    params = _draw_params(draw, orphans)
+    ttl, retention, sweep = (
+        params.job_ttl_us // 1000,
+        params.retention_us // 1000,
+        params.sweep_interval_us // 1000,
     )
-    params = Params(
-        window_us=window * 1000,
-        allowed_lateness_us=lateness * 1000,
-        job_ttl_us=ttl * 1000,
-        retention_us=retention * 1000,
-        sweep_interval_us=sweep * 1000,
-        orphans=policy,
-    )
+    lateness = params.allowed_lateness_us // 1000
     endpoints = ENDPOINT_NAMES[: draw(st.integers(1, max_endpoints))]
     base = BASE_MS + draw(st.integers(0, 59_999))  # windows start anywhere relative to the data
     idle_gaps = [g for g in (ttl, retention) if g <= 60 * _SECOND] or [20 * _SECOND]
@@ -339,24 +358,13 @@ def mixed_streams(
     does not depend on how events of one timestamp are ordered. Arrival order is event-time order
     perturbed within ``allowed_lateness``, plus a few late events with ``late_events``.
     """
-    window = window_ms if window_ms is not None else draw(st.sampled_from(_WINDOWS_MS))
-    lateness = draw(st.sampled_from(_LATENESS_MS))
-    ttl = draw(st.sampled_from(_TTL_MS))
-    retention = draw(st.sampled_from(_RETENTION_MS))
-    sweep = draw(st.sampled_from(_SWEEP_MS))
-    worker_ttl = draw(st.sampled_from(_WORKER_TTL_MS))
-    policy: Literal["adopt", "drop"] = (
-        orphans if orphans is not None else draw(st.sampled_from(("adopt", "drop")))
+    params = _draw_params(draw, orphans, window_ms=window_ms, workers=True)
+    ttl, retention, sweep = (
+        params.job_ttl_us // 1000,
+        params.retention_us // 1000,
+        params.sweep_interval_us // 1000,
     )
-    params = Params(
-        window_us=window * 1000,
-        allowed_lateness_us=lateness * 1000,
-        job_ttl_us=ttl * 1000,
-        retention_us=retention * 1000,
-        sweep_interval_us=sweep * 1000,
-        orphans=policy,
-        worker_ttl_us=worker_ttl * 1000,
-    )
+    lateness, worker_ttl = params.allowed_lateness_us // 1000, params.worker_ttl_us // 1000
     endpoints = ENDPOINT_NAMES[: draw(st.integers(1, max_endpoints))]
     base = BASE_MS + draw(st.integers(0, 59_999))
     idle_gaps = [g for g in (ttl, retention) if g <= 60 * _SECOND] or [20 * _SECOND]
