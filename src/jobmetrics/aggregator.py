@@ -772,15 +772,14 @@ def _sliceable(data: pa.Table) -> bool:
     return bool(pa.types.is_integer(status) or pa.types.is_floating(status))
 
 
-def _only_jobs(kind: pa.ChunkedArray | pa.Array | None) -> bool:
+def _only_jobs(kind: pa.ChunkedArray | None) -> bool:
     """Whether a ``kind`` column (or its absence) makes every row a job event, read off the
     dictionaries of a dictionary column (a plain column is not scanned: False)."""
     if kind is None or kind.null_count == len(kind):
         return True
-    chunks = kind.chunks if isinstance(kind, pa.ChunkedArray) else [kind]
     if not pa.types.is_dictionary(kind.type):
         return False
-    return all(_kind_of(value) == Kind.JOB for chunk in chunks for value in chunk.dictionary.to_pylist())
+    return all(_kind_of(v) == Kind.JOB for chunk in kind.chunks for v in chunk.dictionary.to_pylist())
 
 
 def _in_time_order(runs: list[EventBatch]) -> list[EventBatch]:
